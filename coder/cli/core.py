@@ -1,0 +1,202 @@
+"""CLI: init, import, codebook, codes, participants, status."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..study import Study
+from .options import study_argument
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(init)
+    cli.add_command(import_)
+    cli.add_command(codebook)
+    cli.add_command(codes)
+    cli.add_command(participants)
+    cli.add_command(status)
+
+
+@click.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("--codebook", "codebook_path", type=click.Path(dir_okay=False),
+              help="Codebook file (.yaml, .csv or .qdc) to start with.")
+def init(study, codebook_path):
+    """Create a new, empty study file."""
+    s = Study.create(study, codebook=codebook_path)
+    msg = f"Created {study}"
+    if codebook_path:
+        book = s.codebook()
+        msg += f" with codebook '{book.name}' ({len(book)} codes, version {book.version})"
+    click.echo(msg)
+
+
+@click.command("import")
+@study_argument
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--unit", type=click.Choice(["turn", "sentence", "paragraph"]), default="turn",
+              show_default=True, help="What one coding unit (segment) is.")
+@click.option("--participants", type=click.Path(dir_okay=False),
+              help="CSV with a 'participant' column and attributes (group, gender, ...).")
+@click.option("--interviewer", help="Speaker labels of interviewers, comma-separated "
+              "(default: Interviewer,I,Q,Int,Moderator,Facilitator,Researcher).")
+@click.option("--replace", is_flag=True, help="Replace changed documents; codings on "
+              "unchanged segments are kept.")
+def import_(study, files, unit, participants, interviewer, replace):
+    """Import transcripts (txt, md, docx, vtt, srt, csv) and segment them."""
+    s = Study(study)
+    r = s.import_transcripts(files, unit=unit, interviewer=interviewer,
+                             participants=participants, replace=replace)
+    click.echo(f"Imported {len(r.imported)} document(s), replaced {len(r.replaced)}, "
+               f"unchanged {len(r.unchanged)}; {r.segments} segments (unit: {unit}).")
+    if r.participants:
+        click.echo(f"Participants file: {r.participants} row(s).")
+    if r.replaced:
+        click.echo(f"Codings kept on unchanged segments: {r.kept_codings}; "
+                   f"orphaned (segment text changed): {r.orphaned_codings}.")
+
+
+@click.group()
+def codebook():
+    """Import, show and export the study's codebook."""
+
+
+@codebook.command("import")
+@study_argument
+@click.argument("path", type=click.Path(dir_okay=False))
+def codebook_import(study, path):
+    """Add a codebook file (.yaml, .csv, .qdc) as a new codebook version."""
+    s = Study(study)
+    before = s.codebook_version
+    book = s.import_codebook(path)
+    if book.version == before:
+        click.echo(f"Codebook unchanged (still version {book.version}).")
+    else:
+        click.echo(f"Codebook '{book.name}': version {book.version}, {len(book)} codes.")
+
+
+@codebook.command("show")
+@study_argument
+@click.option("--format", "fmt", type=click.Choice(["tree", "csv", "yaml"]), default="tree",
+              show_default=True)
+@click.option("--version", "version", type=int, help="A codebook version (default: current).")
+def codebook_show(study, fmt, version):
+    """Print the codebook as a tree, CSV or YAML."""
+    book = Study(study).codebook(version)
+    if fmt == "csv":
+        click.echo(book.to_csv(), nl=False)
+    elif fmt == "yaml":
+        click.echo(book.to_yaml(), nl=False)
+    else:
+        click.echo(f"{book.name} (version {book.version})")
+        for c in book:
+            extra = f"  [{len(c.items)} items]" if c.items else ""
+            click.echo("  " * c.depth + f"{c.name}  <{c.id}>{extra}")
+
+
+@codebook.command("export")
+@study_argument
+@click.argument("path", type=click.Path(dir_okay=False))
+def codebook_export(study, path):
+    """Write the codebook to a file: .yaml, .csv or .qdc (REFI-QDA, for NVivo, ATLAS.ti, MAXQDA)."""
+    book = Study(study).codebook()
+    suffix = Path(path).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        Path(path).write_text(book.to_yaml(), encoding="utf-8")
+    elif suffix == ".csv":
+        Path(path).write_text(book.to_csv(), encoding="utf-8")
+    elif suffix == ".qdc":
+        from .. import refi
+
+        refi.write_codebook(book, path)
+    else:
+        raise click.BadParameter("use a .yaml, .csv or .qdc file name", param_hint="PATH")
+    click.echo(f"Wrote {path}")
+
+
+@click.group()
+def codes():
+    """Import and export codings as CSV (document,segment,code[,coder,decision,memo])."""
+
+
+@codes.command("import")
+@study_argument
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--coder", help="Coder for rows without a 'coder' column.")
+def codes_import(study, path, coder):
+    """Import codings made elsewhere (another tool, a spreadsheet)."""
+    n = Study(study).import_codings(path, coder=coder)
+    click.echo(f"Imported {n} coding(s).")
+
+
+@codes.command("export")
+@study_argument
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--coder", help="Only this coder's codings.")
+def codes_export(study, path, coder):
+    """Export codings as CSV ('-' for standard output)."""
+    s = Study(study)
+    df = s.export_codings(None, coder=coder)
+    if path == "-":
+        df.to_csv(sys.stdout, index=False)
+    else:
+        df.to_csv(path, index=False)
+        click.echo(f"Wrote {len(df)} coding(s) to {path}")
+
+
+@click.group()
+def participants():
+    """Participant attributes (for cross-tabs such as --by group)."""
+
+
+@participants.command("import")
+@study_argument
+@click.argument("path", type=click.Path(dir_okay=False))
+def participants_import(study, path):
+    """Read a CSV with 'participant' plus attribute columns (and optional document, speaker)."""
+    n = Study(study).import_participants(path)
+    click.echo(f"Read {n} participant row(s).")
+
+
+@participants.command("show")
+@study_argument
+def participants_show(study):
+    """List participants and their attributes as CSV."""
+    Study(study).participants().drop(columns=["id"]).to_csv(sys.stdout, index=False)
+
+
+@click.command()
+@study_argument
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(study, as_json):
+    """Documents, participants, segments, codebook, coders and how much is coded."""
+    s = Study(study)
+    st = s.status()
+    if as_json:
+        click.echo(json.dumps(st.as_dict(), indent=2))
+        return
+    click.echo(f"Study {st.path}")
+    click.echo(f"  documents     {st.documents}")
+    click.echo(f"  participants  {st.participants}")
+    click.echo(f"  segments      {st.segments} ({st.codable_segments} from participants)")
+    if st.codebook_version:
+        click.echo(f"  codebook      '{st.codebook_name}' version {st.codebook_version}, "
+                   f"{st.codes} codes")
+    else:
+        click.echo("  codebook      none (add one: coder codebook import STUDY FILE.yaml)")
+    click.echo(f"  suggestions   {st.suggestions}"
+               + (f" (model version {st.model_version})" if st.model_version else ""))
+    if st.coders:
+        for name, n in st.coders.items():
+            pct = 100 * n / st.codable_segments if st.codable_segments else 0
+            click.echo(f"  coder {name:<12} {n} segments decided ({pct:.0f}% of participant segments)")
+    else:
+        click.echo("  coders        none yet")
+    docs = s.documents()
+    if len(docs):
+        click.echo("  documents: " + ", ".join(docs["name"].tolist()[:20])
+                   + (" ..." if len(docs) > 20 else ""))

@@ -1,0 +1,25 @@
+"""Click arguments and options shared by several commands (defined once, as sqlite-utils does)."""
+
+from __future__ import annotations
+
+import click
+
+
+def study_argument(fn):
+    """The study file, which must already exist (``coder init`` creates it)."""
+    return click.argument("study", type=click.Path(dir_okay=False))(fn)
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """'a,b, c' -> ['a', 'b', 'c']; None stays None."""
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def coders_option(fn):
+    return click.option("--coders", help="Comma-separated coder names.")(fn)
+
+
+def documents_option(fn):
+    return click.option("--documents", help="Comma-separated document names (default: all).")(fn)

@@ -1,0 +1,148 @@
+"""Human codings: the codings table as DataFrames, and the codings CSV (import and export).
+
+The CSV has columns ``document,segment,code`` and optional ``coder``, ``decision`` (confirmed
+by default), ``memo``; an export adds ``speaker,text,time`` and can be imported unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .db import now
+from .errors import InputError
+from .study import check_coder_name
+
+if TYPE_CHECKING:
+    from .study import Study
+
+DECISIONS = ("confirmed", "added", "rejected", "no_code", "auto")
+EXPORT_COLUMNS = ["document", "segment", "code", "coder", "decision", "memo", "speaker", "text",
+                  "time"]
+
+
+def codings_frame(study: Study, *, coder=None, decisions=None, history: bool = False) -> pd.DataFrame:
+    """Current decisions joined with their segment and code path (or the audit trail)."""
+    table = "coding_history" if history else "codings"
+    extra = ("k.action, k.recorded_at AS created_at, k.coding_id" if history else
+             "k.id AS coding_id, k.seconds, k.codebook_version, k.model_version, "
+             "k.suggestion_score, k.created_at")
+    sql = (f"SELECT {extra}, k.segment_id, v.document, v.position, v.speaker, v.participant, "
+           "c.name AS coder, k.code_id, cd.path AS code_path, k.decision, k.memo, k.reason, "
+           "k.source, v.text "
+           f"FROM {table} k JOIN coders c ON c.id = k.coder_id "
+           "LEFT JOIN segment_view v ON v.segment_id = k.segment_id "
+           "LEFT JOIN codes cd ON cd.id = k.code_id AND cd.codebook_version = "
+           "(SELECT MAX(version) FROM codebook_versions)")
+    where, params = [], []
+    if coder:
+        names = [coder] if isinstance(coder, str) else list(coder)
+        where.append("c.name IN (%s)" % ",".join("?" * len(names)))
+        params += names
+    if decisions:
+        where.append("k.decision IN (%s)" % ",".join("?" * len(decisions)))
+        params += list(decisions)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY " + ("k.id" if history else "v.document, v.position, c.name, cd.position")
+    return pd.read_sql_query(sql, study.db.conn, params=params)
+
+
+def import_csv(study: Study, path, *, coder: str | None = None) -> int:
+    """Import codings made elsewhere. Every row is checked first; all bad rows are reported
+    together and nothing is imported unless all are good."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    from .transcripts import decode, normalise
+
+    text, _ = decode(path.read_bytes(), path)
+    reader = csv.DictReader(io.StringIO(normalise(text)))
+    fields = {(f or "").strip().lower() for f in reader.fieldnames or []}
+    missing = [c for c in ("document", "segment", "code") if c not in fields]
+    if missing:
+        raise InputError(f"missing column(s): {', '.join(missing)}", path=path, line=1,
+                         hint="a codings CSV has columns document,segment,code[,coder,decision,memo]")
+    if "coder" not in fields and not coder:
+        raise InputError("no coder: the CSV has no 'coder' column", path=path,
+                         hint="give one with --coder NAME")
+    book = study.codebook()
+    positions = {}
+    for r in study.db.query("SELECT d.name, s.position, s.id FROM segments s "
+                            "JOIN documents d ON d.id = s.document_id"):
+        positions[(r["name"], r["position"])] = r["id"]
+    documents = {name for name, _ in positions}
+    errors, rows = [], []
+    for lineno, row in enumerate(reader, 2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        problems = []
+        doc = row.get("document", "")
+        if doc not in documents:
+            problems.append(f"unknown document '{doc}'")
+        try:
+            pos = int(row.get("segment", ""))
+        except ValueError:
+            pos = None
+            problems.append(f"segment '{row.get('segment', '')}' is not a number")
+        if pos is not None and doc in documents and (doc, pos) not in positions:
+            problems.append(f"document '{doc}' has no segment {pos}")
+        decision = (row.get("decision") or "confirmed").lower().replace("-", "_").replace(" ", "_")
+        if decision not in DECISIONS:
+            problems.append(f"unknown decision '{decision}' (use {', '.join(DECISIONS)})")
+        code_id = None
+        ref = row.get("code", "")
+        if decision == "no_code" or ref.lower() in ("", "none") and decision == "no_code":
+            code_id = None
+        elif not ref:
+            problems.append("empty code")
+        else:
+            try:
+                code_id = book.resolve(ref).id
+            except Exception as e:  # UnknownReference with its hint
+                problems.append(str(e))
+        name = row.get("coder") or coder
+        try:
+            name = check_coder_name(name)
+        except Exception as e:
+            problems.append(str(e))
+        if problems:
+            errors.append(f"line {lineno}: " + "; ".join(problems))
+            continue
+        rows.append((positions[(doc, pos)], name, code_id, decision, row.get("memo") or None))
+    if errors:
+        shown = errors[:20] + ([f"... and {len(errors) - 20} more"] if len(errors) > 20 else [])
+        raise InputError(f"{len(errors)} bad row(s), nothing imported:\n  " + "\n  ".join(shown),
+                         path=path)
+    with study.db.transaction() as conn:
+        coder_ids = {}
+        for _, name, *_ in rows:
+            if name not in coder_ids:
+                coder_ids[name] = study.coder_id(name)
+        for segment_id, name, code_id, decision, memo in rows:
+            conn.execute(
+                "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
+                " memo, source, created_at) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (segment_id, coder_id, COALESCE(code_id, '')) DO UPDATE SET "
+                "decision=excluded.decision, memo=excluded.memo, source=excluded.source, "
+                "created_at=excluded.created_at",
+                (segment_id, coder_ids[name], code_id, decision, book.version, memo, "import",
+                 now()))
+    return len(rows)
+
+
+def export_csv(study: Study, path=None, *, coder=None) -> pd.DataFrame:
+    df = codings_frame(study, coder=coder)
+    out = pd.DataFrame({
+        "document": df["document"], "segment": df["position"],
+        "code": df["code_path"].where(df["code_id"].notna(), "none"),
+        "coder": df["coder"], "decision": df["decision"], "memo": df["memo"].fillna(""),
+        "speaker": df["speaker"], "text": df["text"], "time": df["created_at"],
+    })
+    out.loc[df["code_id"].notna() & df["code_path"].isna(), "code"] = df["code_id"]
+    if path is not None:
+        out.to_csv(path, index=False)
+    return out

@@ -1,0 +1,138 @@
+"""The study file: one SQLite database in WAL mode with recorded, transactional migrations.
+
+Every write goes through :meth:`Database.transaction` (``BEGIN IMMEDIATE``), so a human decision
+is on disk when the call returns and a failed import leaves the file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import StudyError
+from .migrations import MIGRATIONS
+
+
+def now() -> str:
+    """UTC timestamp with seconds, ISO 8601: what every row's time column holds."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class Database:
+    """A connection to one study file. Cheap to create; not shared between threads."""
+
+    def __init__(self, path: str | Path, *, create: bool = False, timeout: float = 30.0):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StudyError(
+                f"no study at {self.path}", hint=f"create one with: coder init {self.path}"
+            )
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise StudyError(f"{self.path} is not a coder study (not an SQLite file)")
+        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
+                                    check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self._depth = 0
+        self.migrate()
+
+    # -- transactions -----------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested calls join the outer one. Rolls back on any error."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        for attempt in range(50):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:  # another writer holds the lock
+                if "locked" not in str(e) or attempt == 49:
+                    raise
+                time.sleep(0.05)
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- migrations -------------------------------------------------------------------------
+    def applied_migrations(self) -> list[str]:
+        exists = self.one(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_migrations'"
+        )
+        if not exists:
+            return []
+        return [r["name"] for r in self.query("SELECT name FROM _migrations ORDER BY id")]
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations this file lacks, each in one transaction with its record."""
+        applied = self.applied_migrations()
+        known = [name for name, _ in MIGRATIONS]
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise StudyError(
+                f"{self.path} was written by a newer coder (schema step '{unknown[0]}' is unknown "
+                "to this version)",
+                hint="upgrade coder to open it",
+            )
+        done = []
+        for name, sql in MIGRATIONS:
+            if name in applied:
+                continue
+            with self.transaction() as conn:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS _migrations ("
+                    "id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+                )
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now()))
+            done.append(name)
+        return done
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration script into statements; triggers keep their inner semicolons."""
+    statements, buf = [], []
+    for line in sql.splitlines():
+        buf.append(line)
+        joined = "\n".join(buf).strip()
+        if joined.endswith(";") and sqlite3.complete_statement(joined):
+            statements.append(joined)
+            buf = []
+    rest = "\n".join(buf).strip()
+    if rest:
+        statements.append(rest)
+    return statements

@@ -1,0 +1,306 @@
+"""`CodeSuggester`: a scikit-learn estimator that scores every code for every segment.
+
+Two sources of evidence, blended per code by how much labelled evidence the code has:
+
+* **codebook** (zero-shot): the cosine similarity ``s_c`` between a segment's embedding and the
+  code's text (half the similarity to the mean of its pieces: name, description, include,
+  items, examples; half the best single piece). It becomes a score through a logistic map,
+  ``z_c = sigmoid(a_c * f_c + b_c)`` with ``f_c = ((s_c - zs_offset) + (s_c - s_best)) /
+  zs_scale`` (``s_best``: the best similarity among the codes allowed for the segment). Before
+  any training ``a_c = 1, b_c = 0``; once a code has labelled segments (at least 3 positives
+  and 3 negatives) ``a_c, b_c`` are fitted to them (Platt scaling), so the score is calibrated.
+* **classifier**: once a code has ``min_positives`` confirmed segments (and some negatives), a
+  logistic regression over [TF-IDF of the segment, TF-IDF of the previous turn, the segment's
+  embedding, the previous turn's embedding, extra features such as speaker role] gives ``p_c``.
+
+Blend: ``score_c = w_c * p_c + (1 - w_c) * z_c`` with ``w_c = n_pos / (n_pos + blend_k)``
+for codes with a classifier, else 0. Thresholds per code maximise F1 on out-of-fold blended
+scores (folds grouped by document), and the same predictions give the reported precision,
+recall and F1. Everything learned is a plain array (`to_arrays` / `from_arrays`), never a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold, KFold
+
+SOURCES = ("codebook", "blend", "classifier")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+class CodeSuggester(BaseEstimator):
+    """Scores codes for segments; see the module docstring for the formulas.
+
+    Inputs (rows are segments): ``X`` the segment embeddings (n, d); keyword ``context`` the
+    previous turn's embeddings (n, d); ``texts``/``context_texts`` the raw texts (TF-IDF);
+    ``extra`` other dense features (n, k); ``mask`` (n, codes) which codes may apply to a row.
+    ``Y`` (n, codes) holds 1 (positive), 0 (negative) or -1 (unknown).
+    """
+
+    def __init__(self, min_positives: int = 8, blend_k: float = 8.0, C: float = 2.0,
+                 tfidf: bool = True, context: bool = True, max_features: int = 20000,
+                 min_df: int = 2, embedding_weight: float = 1.0, cv: int = 3,
+                 zs_offset: float = 0.30, zs_scale: float = 0.05, classifier_source_at: float = 0.9,
+                 seed: int = 0):
+        self.min_positives = min_positives
+        self.blend_k = blend_k
+        self.C = C
+        self.tfidf = tfidf
+        self.context = context
+        self.max_features = max_features
+        self.min_df = min_df
+        self.embedding_weight = embedding_weight
+        self.cv = cv
+        self.zs_offset = zs_offset
+        self.zs_scale = zs_scale
+        self.classifier_source_at = classifier_source_at
+        self.seed = seed
+
+    # -- zero-shot --------------------------------------------------------------------------
+    def _similarity(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        mean_sim = X @ self.prototypes_.T
+        piece_sim = X @ self.pieces_.T
+        best_piece = np.full_like(mean_sim, -1.0)
+        for c in range(len(self.code_ids_)):
+            cols = self.piece_code_ == c
+            if cols.any():
+                best_piece[:, c] = piece_sim[:, cols].max(axis=1)
+        return 0.5 * mean_sim + 0.5 * best_piece
+
+    def _zero_shot_feature(self, X: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        s = self._similarity(X)
+        allowed = s if mask is None else np.where(mask, s, -np.inf)
+        best = allowed.max(axis=1, keepdims=True)
+        best = np.where(np.isfinite(best), best, 0.0)
+        return ((s - self.zs_offset) + (s - best)) / self.zs_scale
+
+    # -- classifier features ----------------------------------------------------------------
+    def _vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(lowercase=True, ngram_range=(1, 2), sublinear_tf=True,
+                               min_df=self.min_df, max_features=self.max_features,
+                               token_pattern=r"(?u)\b\w+\b|[?!]", dtype=np.float32)
+
+    def _design(self, X, context, texts, context_texts, extra) -> sp.csr_matrix:
+        n = len(X)
+        blocks = []
+        if self.tfidf and self.vectorizer_ is not None:
+            blocks.append(self.vectorizer_.transform(list(texts)))
+            if self.context:
+                blocks.append(self.vectorizer_.transform(list(context_texts)))
+        blocks.append(sp.csr_matrix(np.asarray(X, dtype=np.float32) * self.embedding_weight))
+        if self.context:
+            ctx = np.zeros_like(X) if context is None else np.asarray(context, dtype=np.float32)
+            blocks.append(sp.csr_matrix(ctx * self.embedding_weight))
+        if self.n_extra_:
+            ex = np.zeros((n, self.n_extra_), np.float32) if extra is None else extra
+            blocks.append(sp.csr_matrix(np.asarray(ex, dtype=np.float32)))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def _logreg(self) -> LogisticRegression:
+        return LogisticRegression(C=self.C, solver="liblinear", max_iter=200,
+                                  random_state=self.seed)
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(self, X, Y, *, code_ids, code_vectors, piece_vectors=None, piece_code=None,
+            context=None, texts=None, context_texts=None, extra=None, mask=None, groups=None):
+        """Learn prototypes, calibration, classifiers and thresholds from labelled segments.
+
+        ``code_vectors`` (codes, d) are the codes' mean text vectors; ``piece_vectors`` with
+        ``piece_code`` (index into ``code_ids``) the single pieces. With no labels at all the
+        result is the codebook-only model.
+        """
+        X = np.asarray(X, dtype=np.float32).reshape(-1, np.asarray(code_vectors).shape[1])
+        Y = np.asarray(Y, dtype=np.int8).reshape(len(X), len(code_ids))
+        n, k = Y.shape
+        self.code_ids_ = np.asarray(list(code_ids), dtype=str)
+        self.prototypes_ = np.asarray(code_vectors, dtype=np.float32)
+        if piece_vectors is None:
+            piece_vectors, piece_code = self.prototypes_, np.arange(k)
+        self.pieces_ = np.asarray(piece_vectors, dtype=np.float32)
+        self.piece_code_ = np.asarray(piece_code, dtype=np.int32)
+        if mask is not None:
+            Y = np.where(np.asarray(mask, bool), Y, -1).astype(np.int8)
+        texts = list(texts) if texts is not None else [""] * n
+        context_texts = list(context_texts) if context_texts is not None else [""] * n
+        self.n_extra_ = 0 if extra is None else int(np.asarray(extra).shape[1])
+        self.n_positives_ = (Y == 1).sum(axis=0).astype(np.int32)
+        self.n_negatives_ = (Y == 0).sum(axis=0).astype(np.int32)
+
+        # 1. zero-shot calibration (Platt) where a code has enough labels
+        self.zs_a_ = np.ones(k, dtype=np.float64)
+        self.zs_b_ = np.zeros(k, dtype=np.float64)
+        F = self._zero_shot_feature(X, mask) if n else np.zeros((0, k))
+        for c in range(k):
+            rows = Y[:, c] >= 0
+            if self.n_positives_[c] >= 3 and self.n_negatives_[c] >= 3:
+                lr = LogisticRegression(C=100.0, solver="lbfgs").fit(F[rows, c:c + 1], Y[rows, c])
+                self.zs_a_[c], self.zs_b_[c] = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        Z = _sigmoid(F * self.zs_a_ + self.zs_b_) if n else F
+
+        # 2. classifiers for codes with enough positives
+        trained = [c for c in range(k)
+                   if self.n_positives_[c] >= self.min_positives and self.n_negatives_[c] >= 2]
+        self.vectorizer_ = None
+        self.vocabulary_ = np.zeros(0, dtype=str)
+        self.idf_ = np.zeros(0, dtype=np.float32)
+        if trained and self.tfidf:
+            labelled = np.flatnonzero((Y >= 0).any(axis=1))
+            corpus = [texts[i] for i in labelled]
+            if self.context:
+                corpus += [context_texts[i] for i in labelled]
+            vec = self._vectorizer()
+            try:
+                vec.fit(corpus)
+                self.vectorizer_ = vec
+                vocab = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+                self.vocabulary_ = np.asarray(vocab, dtype=str)
+                self.idf_ = vec.idf_.astype(np.float32)
+            except ValueError:  # empty vocabulary: texts with no words
+                self.vectorizer_ = None
+        D = self._design(X, context, texts, context_texts, extra) if trained else None
+        n_features = D.shape[1] if D is not None else 0
+        self.clf_index_ = np.full(k, -1, dtype=np.int32)
+        self.coef_ = np.zeros((len(trained), n_features), dtype=np.float32)
+        self.intercept_ = np.zeros(len(trained), dtype=np.float32)
+        self.weights_ = np.zeros(k, dtype=np.float64)
+        self.thresholds_ = np.full(k, 0.5, dtype=np.float64)
+        self.metrics_: list[dict[str, Any]] = []
+        oof_scores = Z.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for j, c in enumerate(trained):
+                rows = np.flatnonzero(Y[:, c] >= 0)
+                y = Y[rows, c]
+                lr = self._logreg().fit(D[rows], y)
+                self.clf_index_[c] = j
+                self.coef_[j] = lr.coef_[0]
+                self.intercept_[j] = lr.intercept_[0]
+                w = self.n_positives_[c] / (self.n_positives_[c] + self.blend_k)
+                self.weights_[c] = w
+                oof = self._out_of_fold(D[rows], y, None if groups is None else
+                                        np.asarray(groups)[rows])
+                oof_scores[rows, c] = w * oof + (1 - w) * Z[rows, c]
+
+        # 3. thresholds and cross-validated quality per code
+        for c in range(k):
+            rows = Y[:, c] >= 0
+            entry = {"code": str(self.code_ids_[c]), "support": int(self.n_positives_[c]),
+                     "negatives": int(self.n_negatives_[c]), "source": self.source_of(c),
+                     "threshold": 0.5, "precision": None, "recall": None, "f1": None,
+                     "evaluated": None}
+            if self.n_positives_[c] and self.n_negatives_[c]:
+                t, p, r, f = _best_threshold(oof_scores[rows, c], Y[rows, c] == 1)
+                self.thresholds_[c] = t
+                entry.update(threshold=round(t, 4), precision=round(p, 4), recall=round(r, 4),
+                             f1=round(f, 4),
+                             evaluated="cross-validated" if self.clf_index_[c] >= 0
+                             else "in-sample (calibration only)")
+            self.metrics_.append(entry)
+        return self
+
+    def _out_of_fold(self, D, y, groups) -> np.ndarray:
+        out = np.zeros(len(y), dtype=np.float64)
+        if groups is not None and len(np.unique(groups)) >= self.cv:
+            splits = GroupKFold(n_splits=self.cv).split(D, y, groups)
+        else:
+            splits = KFold(n_splits=min(self.cv, len(y)), shuffle=True,
+                           random_state=self.seed).split(D)
+        for tr, te in splits:
+            if len(np.unique(y[tr])) < 2:
+                out[te] = y[tr].mean()
+                continue
+            out[te] = self._logreg().fit(D[tr], y[tr]).predict_proba(D[te])[:, 1]
+        return out
+
+    # -- predict ----------------------------------------------------------------------------
+    def source_of(self, c: int) -> str:
+        w = self.weights_[c]
+        if w <= 0:
+            return "codebook"
+        return "classifier" if w >= self.classifier_source_at else "blend"
+
+    def predict_proba(self, X, *, context=None, texts=None, context_texts=None, extra=None,
+                      mask=None) -> np.ndarray:
+        """Calibrated scores (n, codes) in 0..1; codes not allowed by ``mask`` score 0."""
+        X = np.asarray(X, dtype=np.float32)
+        n, k = len(X), len(self.code_ids_)
+        if n == 0:
+            return np.zeros((0, k))
+        scores = _sigmoid(self._zero_shot_feature(X, mask) * self.zs_a_ + self.zs_b_)
+        trained = np.flatnonzero(self.clf_index_ >= 0)
+        if len(trained):
+            texts = list(texts) if texts is not None else [""] * n
+            context_texts = list(context_texts) if context_texts is not None else [""] * n
+            D = self._design(X, context, texts, context_texts, extra)
+            logits = D @ self.coef_.T + self.intercept_
+            for c in trained:
+                p = _sigmoid(np.asarray(logits[:, self.clf_index_[c]]).ravel())
+                scores[:, c] = self.weights_[c] * p + (1 - self.weights_[c]) * scores[:, c]
+        if mask is not None:
+            scores = np.where(mask, scores, 0.0)
+        return scores
+
+    def predict(self, X, **kw) -> np.ndarray:
+        """Multi-label decisions (n, codes): score at or above the code's threshold."""
+        return (self.predict_proba(X, **kw) >= self.thresholds_).astype(np.int8)
+
+    # -- storage ----------------------------------------------------------------------------
+    ARRAYS = ("code_ids_", "prototypes_", "pieces_", "piece_code_", "n_positives_",
+              "n_negatives_", "zs_a_", "zs_b_", "clf_index_", "coef_", "intercept_", "weights_",
+              "thresholds_", "vocabulary_", "idf_")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed to predict, as plain arrays (hyperparameters as JSON bytes)."""
+        arrays = {name.rstrip("_"): np.asarray(getattr(self, name)) for name in self.ARRAYS}
+        meta = {"params": self.get_params(), "n_extra": self.n_extra_, "metrics": self.metrics_}
+        arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CodeSuggester:
+        meta = json.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes().decode())
+        model = cls(**meta["params"])
+        for name in cls.ARRAYS:
+            setattr(model, name, np.asarray(arrays[name.rstrip("_")]))
+        model.n_extra_ = meta["n_extra"]
+        model.metrics_ = meta["metrics"]
+        model.vectorizer_ = None
+        if model.tfidf and len(model.vocabulary_):
+            vec = model._vectorizer()
+            vec.vocabulary_ = {str(t): i for i, t in enumerate(model.vocabulary_)}
+            vec.idf_ = model.idf_.astype(np.float32)
+            model.vectorizer_ = vec
+        return model
+
+
+def _best_threshold(scores: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """The score cut that maximises F1 (midway between neighbouring scores), with P, R, F1."""
+    order = np.argsort(-scores, kind="stable")
+    s, t = scores[order], y[order].astype(np.int64)
+    tp = np.cumsum(t)
+    fp = np.cumsum(1 - t)
+    pos = max(int(t.sum()), 1)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / pos
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall,
+                                                                                1e-12), 0.0)
+    # only cut between distinct scores
+    last_of_run = np.r_[s[1:] != s[:-1], True]
+    f1 = np.where(last_of_run, f1, -1.0)
+    i = int(np.argmax(f1))
+    below = s[i + 1] if i + 1 < len(s) else 0.0
+    threshold = float((s[i] + below) / 2) if i + 1 < len(s) else float(s[i] / 2)
+    return threshold, float(precision[i]), float(recall[i]), float(max(f1[i], 0.0))
