@@ -238,6 +238,35 @@ class Study:
 
         return codings.export_csv(self, path, coder=coder)
 
+    # -- later stages: thin delegates to their modules ---------------------------------------
+    def suggest(self, **kwargs) -> pd.DataFrame:
+        """Pre-code segments with ranked codebook codes; see `coder.suggest.suggest`."""
+        from . import suggest
+
+        return suggest.suggest(self, **kwargs)
+
+    def suggestions(self, **kwargs) -> pd.DataFrame:
+        from . import suggest
+
+        return suggest.suggestions(self, **kwargs)
+
+    def train(self, **kwargs):
+        """Refit the suggestion model on confirmed codings; see `coder.suggest.train`."""
+        from . import suggest
+
+        return suggest.train(self, **kwargs)
+
+    def models(self) -> pd.DataFrame:
+        from . import suggest
+
+        return suggest.models(self)
+
+    def frequencies(self, **kwargs) -> pd.DataFrame:
+        """Participants per code (n of N, percent); see `coder.frequency.frequencies`."""
+        from . import frequency
+
+        return frequency.frequencies(self, **kwargs)
+
     # -- overview ---------------------------------------------------------------------------
     def status(self) -> StudyStatus:
         q = lambda sql: self.db.one(sql)[0]  # noqa: E731
