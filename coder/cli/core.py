@@ -19,6 +19,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(codes)
     cli.add_command(participants)
     cli.add_command(status)
+    cli.add_command(demo)
 
 
 @click.command()
@@ -200,3 +201,13 @@ def status(study, as_json):
     if len(docs):
         click.echo("  documents: " + ", ".join(docs["name"].tolist()[:20])
                    + (" ..." if len(docs) > 20 else ""))
+
+
+@click.command()
+@click.option("--out", default="demo-study", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the demo study, report and chart.")
+def demo(out):
+    """Run a whole study on the bundled demo interviews: import, suggest, review, train, report."""
+    from ..demo import run_demo
+
+    run_demo(out, echo=click.echo)
