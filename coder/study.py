@@ -267,6 +267,19 @@ class Study:
 
         return frequency.frequencies(self, **kwargs)
 
+    def export_project(self, path, **kwargs):
+        """Write a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA; see `coder.refi`."""
+        from . import refi
+
+        return refi.export_project(self, path, **kwargs)
+
+    @classmethod
+    def import_project(cls, path, qdpx, **kwargs) -> Study:
+        """A new study from a REFI-QDA project (.qdpx) made by another tool."""
+        from . import refi
+
+        return refi.import_project(path, qdpx, **kwargs)
+
     # -- overview ---------------------------------------------------------------------------
     def status(self) -> StudyStatus:
         q = lambda sql: self.db.one(sql)[0]  # noqa: E731

@@ -1,5 +1,54 @@
-"""CLI commands: placeholder until this group lands."""
+"""CLI for REFI-QDA exchange: ``coder export`` (.qdpx) and ``coder import-project``.
+
+``coder codebook import/export`` with .qdc files go through :mod:`coder.codebook` and
+:func:`coder.refi.write_codebook` in the codebook group.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .options import split_list, study_argument
 
 
 def register(cli):
-    pass
+    @cli.command("export")
+    @study_argument
+    @click.argument("qdpx", type=click.Path(dir_okay=False))
+    @click.option("--coders", help="Comma-separated coder names (default: every coder).")
+    @click.option("--include-suggestions", is_flag=True,
+                  help="Also export machine suggestions, as codings by the user 'machine'.")
+    def export_cmd(study, qdpx, coders, include_suggestions):
+        """Export the study as a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA, QualCoder."""
+        from ..refi import export_project
+        from ..study import Study
+
+        with Study(study) as s:
+            result = export_project(s, qdpx, coders=split_list(coders),
+                                    include_suggestions=include_suggestions)
+        for w in result.warnings:
+            click.echo(f"Warning: {w}", err=True)
+        click.echo(f"Wrote {result.path}: {result.codes} codes, {result.sources} documents, "
+                   f"{result.cases} participants, {result.selections} codings"
+                   + (f", {result.suggestions} suggestions" if include_suggestions else "")
+                   + f" by {', '.join(result.users) or 'nobody'}.")
+
+    @cli.command("import-project")
+    @click.argument("new_study", type=click.Path(dir_okay=False))
+    @click.argument("qdpx", type=click.Path(dir_okay=False))
+    @click.option("--unit", type=click.Choice(["turn", "sentence", "paragraph"]),
+                  default="turn", show_default=True, help="How documents are segmented.")
+    def import_project_cmd(new_study, qdpx, unit):
+        """Make a new study from a REFI-QDA project (.qdpx) exported by another tool."""
+        from ..refi import import_project
+
+        warnings: list[str] = []
+        study = import_project(new_study, qdpx, unit=unit, warnings=warnings)
+        with study:
+            st = study.status()
+            n_codings = study.db.one("SELECT COUNT(*) FROM codings")[0]
+        for w in warnings:
+            click.echo(f"Warning: {w}", err=True)
+        click.echo(f"Created {new_study}: {st.documents} documents, {st.segments} segments, "
+                   f"{st.participants} participants, {st.codes} codes, {n_codings} codings by "
+                   f"{len(st.coders)} coder(s).")
