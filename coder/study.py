@@ -267,6 +267,24 @@ class Study:
 
         return frequency.frequencies(self, **kwargs)
 
+    def exemplars(self, **kwargs) -> pd.DataFrame:
+        """Quotes per code from confirmed segments, for tables and reports."""
+        from . import frequency
+
+        return frequency.exemplars(self, **kwargs)
+
+    def chart(self, path, **kwargs):
+        """Bar chart (PNG) of percent of participants per code; see `coder.chart.chart`."""
+        from . import chart
+
+        return chart.chart(self, path, **kwargs)
+
+    def report(self, path, **kwargs):
+        """One self-contained HTML page: summary, codebook, frequencies, charts, agreement."""
+        from . import report
+
+        return report.report(self, path, **kwargs)
+
     def export_project(self, path, **kwargs):
         """Write a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA; see `coder.refi`."""
         from . import refi
