@@ -285,6 +285,23 @@ class Study:
 
         return report.report(self, path, **kwargs)
 
+    def agreement(self, coders: list[str], **kwargs):
+        """Inter-coder agreement per code and overall; see `coder.agreement.study_agreement`."""
+        from . import agreement
+
+        return agreement.study_agreement(self, coders, **kwargs)
+
+    def disagreements(self, coders: list[str], **kwargs) -> pd.DataFrame:
+        from . import agreement
+
+        return agreement.disagreements(self, coders, **kwargs)
+
+    def reconcile(self, sheet, *, coders: list[str], as_coder: str = "consensus"):
+        """Record an edited disagreements sheet as a consensus coder's decisions."""
+        from . import agreement
+
+        return agreement.reconcile_sheet(self, sheet, coders=coders, as_coder=as_coder)
+
     def export_project(self, path, **kwargs):
         """Write a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA; see `coder.refi`."""
         from . import refi

@@ -1,5 +1,289 @@
-"""CLI commands: placeholder until this group lands."""
+"""CLI: agree (a ratings CSV or a study) and reconcile (import an edited disagreements sheet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import agreement as A
+from ..errors import InputError
+from .options import split_list
+
+LABELS = {
+    "percent_agreement": "Percent agreement",
+    "cohen_kappa": "Cohen's kappa",
+    "scott_pi": "Scott's pi",
+    "fleiss_kappa": "Fleiss' kappa",
+    "krippendorff_alpha": "Krippendorff's alpha",
+    "gwet_ac1": "Gwet's AC1",
+    "brennan_prediger": "Brennan-Prediger",
+}
 
 
-def register(cli):
-    pass
+def register(cli: click.Group) -> None:
+    cli.add_command(agree)
+    cli.add_command(reconcile)
+
+
+def is_study_file(path: Path) -> bool:
+    """A study is an SQLite file (or named .db/.sqlite); anything else is a ratings CSV."""
+    if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    # piped output (a file, a test) gets a fixed, readable width instead of rich's 80 columns
+    return console if console.is_terminal else Console(width=120, highlight=False)
+
+
+@click.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--level", type=click.Choice(A.LEVELS),
+              help="Ratings CSV: level of measurement for Krippendorff's alpha [default: nominal].")
+@click.option("--weights", type=click.Choice(A.WEIGHTS),
+              help="Ratings CSV: weights for Cohen's kappa (two coders, numeric values).")
+@click.option("--coders", help="Study: comma-separated coder names to compare.")
+@click.option("--machine", is_flag=True,
+              help="Study: the current suggestions at or above their threshold act as a coder.")
+@click.option("--codes", "code_patterns", multiple=True,
+              help="Study: codes to compare, e.g. 'Barriers/*' (a code and its subtree), a path "
+              "or an id; repeat or separate with commas (default: every code applied).")
+@click.option("--documents", help="Study: comma-separated document names (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False),
+              help="Study: also write the per-code table to this CSV file.")
+@click.option("--disagreements", type=click.Path(dir_okay=False),
+              help="Study: write every segment the coders disagree on to this .csv or .xlsx.")
+@click.option("--resamples", type=click.IntRange(0), default=A.DEFAULT_RESAMPLES,
+              show_default=True, help="Bootstrap resamples for alpha's 95% interval (0: none).")
+@click.option("--seed", type=int, default=A.DEFAULT_SEED, show_default=True,
+              help="Bootstrap seed.")
+def agree(source, level, weights, coders, machine, code_patterns, documents, as_json, csv_out,
+          disagreements, resamples, seed):
+    """Inter-coder agreement for a study (per code) or a ratings CSV (unit,coder,value).
+
+    \b
+    coder agree study.db --coders alice,bob [--machine] [--codes "Barriers/*"]
+    coder agree study.db --coders alice,bob --disagreements disagreements.xlsx
+    coder agree ratings.csv [--level interval] [--weights quadratic] [--json]
+    """
+    path = Path(source)
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    ci = resamples > 0
+    if not is_study_file(path):
+        study_only = {"--coders": coders, "--machine": machine, "--codes": code_patterns,
+                      "--documents": documents, "--csv": csv_out,
+                      "--disagreements": disagreements}
+        given = [k for k, v in study_only.items() if v]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} apply to a study file; {path} is read as a "
+                                   "ratings CSV (columns unit,coder,value)")
+        res = A.ratings_agreement(path, level=level or "nominal", weights=weights, ci=ci,
+                                  resamples=resamples, seed=seed)
+        if as_json:
+            click.echo(A.to_json(res))
+        else:
+            _print_ratings(res)
+        return
+
+    if level or weights:
+        raise click.UsageError("--level and --weights apply to a ratings CSV; in a study each "
+                               "code is present or absent per segment (nominal, unweighted)")
+    names = split_list(coders)
+    if not names:
+        raise click.UsageError("name the coders to compare: --coders alice,bob")
+    from ..study import Study
+
+    study = Study(path)
+    patterns = [p for value in code_patterns for p in split_list(value) or []] or None
+    docs = split_list(documents)
+    if disagreements:
+        df = A.disagreements(study, names, machine=machine, codes=patterns, documents=docs)
+        A.write_sheet(df, disagreements)
+    res = A.study_agreement(study, names, machine=machine, codes=patterns, documents=docs, ci=ci,
+                            resamples=resamples, seed=seed)
+    if csv_out:
+        A.write_sheet(res.table(), csv_out)
+    if as_json:
+        click.echo(A.to_json(res))
+    else:
+        _print_study(res)
+        if csv_out:
+            click.echo(f"Wrote the per-code table to {csv_out}")
+    if disagreements:
+        click.echo(f"Wrote {len(df)} disagreement(s) to {disagreements}",
+                   err=as_json)
+
+
+def _print_ratings(res: A.Agreement) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"Agreement: {res.units} units coded by two or more of {len(res.coders)} "
+              f"coders ({', '.join(res.coders)})", title_justify="left")
+    t.add_column("Measure")
+    t.add_column("Value", justify="right")
+    t.add_column("Note")
+    for m in A.MEASURES:
+        note = res.notes.get(m, "")
+        if m == "krippendorff_alpha":
+            note = note or f"level: {res.level}"
+        if m == "cohen_kappa" and res.weights and not note:
+            note = f"{res.weights} weights"
+        t.add_row(LABELS[m], _fmt(getattr(res, m)), note)
+    console = _console()
+    console.print(t)
+    if res.alpha_ci95:
+        b = res.bootstrap or {}
+        click.echo(f"Krippendorff's alpha 95% interval: [{res.alpha_ci95[0]:.3f}, "
+                      f"{res.alpha_ci95[1]:.3f}] ({b.get('method')}, {b.get('resamples')} "
+                      f"resamples, seed {b.get('seed')})")
+    elif res.notes.get("alpha_ci95"):
+        click.echo(f"No interval for alpha: {res.notes['alpha_ci95']}")
+    if res.notes.get("coders"):
+        click.echo(f"Note: {res.notes['coders']}")
+
+
+def _print_study(res: A.StudyAgreement) -> None:
+    from rich.table import Table
+
+    main, extra = res.comparisons[0], res.comparisons[1:]
+    two = len(main.coders) == 2
+    kappa_key = "cohen_kappa" if two else "fleiss_kappa"
+    t = Table(title=f"Agreement per code: {res.units} segments decided by every coder "
+              f"({', '.join(c for c in res.coders if c != A.MACHINE)}); compared: "
+              f"{', '.join(main.coders)}", title_justify="left")
+    t.add_column("Code", overflow="fold", min_width=24, max_width=60)
+    t.add_column("Applied\n(" + "/".join(main.coders) + ")", justify="right")
+    for head in ("α", "κ" if two else "Fleiss κ", "AC1", "%"):
+        t.add_column(head, justify="right")
+    for comp in extra:
+        t.add_column("α\n" + "–".join(comp.coders), justify="right")
+
+    def cells(d: dict) -> list[str]:
+        pct = d["percent_agreement"]
+        return [_fmt(d["krippendorff_alpha"]), _fmt(d[kappa_key]), _fmt(d["gwet_ac1"]),
+                "–" if pct is None else f"{100 * pct:.0f}"]
+
+    for i, r in enumerate(main.per_code):
+        t.add_row(r["code"], "/".join(str(r["positives"][c]) for c in main.coders), *cells(r),
+                  *[_fmt(comp.per_code[i]["krippendorff_alpha"]) for comp in extra])
+    t.add_section()
+    t.add_row("mean over codes", "", *cells(main.mean_over_codes),
+              *[_fmt(comp.mean_over_codes["krippendorff_alpha"]) for comp in extra])
+    t.add_row("pooled (segment × code)", "", *cells(main.pooled.as_dict()),
+              *[_fmt(comp.pooled.krippendorff_alpha) for comp in extra])
+    _console().print(t)
+    click.echo("Applied: segments each coder gave the code. α: Krippendorff's alpha (binary: "
+               "present/absent per segment); κ: " + ("Cohen's kappa" if two else "Fleiss' kappa")
+               + "; AC1: Gwet; %: percent agreement; –: undefined (no variation: nobody or "
+               "everybody applied the code).")
+    for comp in res.comparisons:
+        ci = comp.pooled.alpha_ci95
+        if ci:
+            b = comp.pooled.bootstrap or {}
+            click.echo(f"{' + '.join(comp.coders)}: pooled alpha 95% interval [{ci[0]:.3f}, "
+                       f"{ci[1]:.3f}] (segments resampled, {b.get('resamples')} resamples, "
+                       f"seed {b.get('seed')})")
+
+
+@click.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("--coders", required=True, help="Comma-separated coders whose disagreements "
+              "are reconciled.")
+@click.option("--as", "as_coder", default="consensus", show_default=True,
+              help="Name of the consensus coder that records the agreed codes.")
+@click.option("--sheet", type=click.Path(dir_okay=False),
+              help="Import an edited disagreements sheet (.csv or .xlsx) with 'agreed' and "
+              "'reason' instead of walking the disagreements in the terminal.")
+@click.option("--codes", "code_patterns", multiple=True,
+              help="Walk: only disagreements on these codes (as for agree).")
+@click.option("--documents", help="Walk: comma-separated document names (default: all).")
+def reconcile(study, coders, as_coder, sheet, code_patterns, documents):
+    """Record agreed codes for disagreements as a consensus coder (coders' codings are kept).
+
+    Without --sheet, walks every disagreement in the terminal: type the agreed codes (ids,
+    paths or names separated by ';', or 'none') and a reason; each is saved at once, Enter
+    skips, q stops. Segments the consensus coder already decided are not shown again.
+
+    \b
+    coder reconcile study.db --coders alice,bob --as consensus
+    coder agree study.db --coders alice,bob --disagreements sheet.xlsx   # or: a sheet
+    coder reconcile study.db --coders alice,bob --as consensus --sheet sheet.xlsx
+    """
+    from ..study import Study
+
+    s = Study(study)
+    names = split_list(coders) or []
+    if sheet:
+        r = A.reconcile_sheet(s, sheet, coders=names, as_coder=as_coder)
+        msg = (f"Recorded {r.codings} decision(s) on {r.segments} segment(s) as consensus coder "
+               f"'{r.coder}'.")
+        if r.skipped:
+            msg += f" Skipped {r.skipped} row(s) with no 'agreed' value."
+        click.echo(msg)
+        return
+    _walk(s, names, as_coder, [p for v in code_patterns for p in split_list(v) or []] or None,
+          split_list(documents))
+
+
+def _walk(study, coders: list[str], as_coder: str, codes, documents) -> None:
+    import pandas as pd
+
+    A._consensus_coder(study, coders, as_coder)
+    df = A.disagreements(study, coders, codes=codes, documents=documents)
+    done = {(r["document"], r["position"]) for r in study.db.query(
+        "SELECT v.document, v.position FROM codings k JOIN coders c ON c.id = k.coder_id "
+        "JOIN segment_view v ON v.segment_id = k.segment_id WHERE c.name = ?", (as_coder,))}
+    todo = df[[(d, int(p)) not in done for d, p in zip(df.document, df.segment)]]
+    if not len(todo):
+        click.echo(f"Nothing to reconcile: {len(df)} disagreement(s) between "
+                   f"{', '.join(coders)}, {len(df) - len(todo)} already decided by '{as_coder}'.")
+        return
+    click.echo(f"{len(todo)} disagreement(s) to reconcile ({len(df) - len(todo)} already done). "
+               "Codes: ids, paths or names separated by ';', or 'none'. Enter skips, q stops.")
+    recorded = skipped = 0
+    for n, row in enumerate(todo.to_dict("records"), start=1):
+        click.echo("")
+        click.secho(f"[{n}/{len(todo)}] {row['document']} #{row['segment']} "
+                    f"({row['speaker'] or 'no speaker'})", bold=True)
+        if row["previous"]:
+            click.secho(f"  before: {row['previous']}", dim=True)
+        click.echo(f"  > {row['text']}")
+        if row["next"]:
+            click.secho(f"  after:  {row['next']}", dim=True)
+        for c in coders:
+            click.echo(f"  {c}: {row[c]}")
+        while True:
+            agreed = click.prompt("Agreed codes", default="", show_default=False).strip()
+            if agreed.lower() in ("q", "quit"):
+                click.echo(f"Stopped. Recorded {recorded}, skipped {skipped}.")
+                return
+            if not agreed:
+                skipped += 1
+                break
+            reason = click.prompt("Reason", default="", show_default=False).strip()
+            plan, errors, _ = A.plan_consensus(study, pd.DataFrame([{
+                "document": row["document"], "segment": row["segment"], "agreed": agreed,
+                "reason": reason}]))
+            if errors:
+                click.echo("  " + "; ".join(e.split(": ", 1)[1] for e in errors) + "; try again")
+                continue
+            A.record_consensus(study, plan, coders=coders, as_coder=as_coder)
+            recorded += 1
+            break
+    click.echo(f"Done. Recorded {recorded} segment(s) as consensus coder '{as_coder}', skipped "
+               f"{skipped}.")
