@@ -102,7 +102,8 @@ def run_demo(out: str | Path, *, echo: Callable[[str], None] = print,
 
     echo("7/7  Writing the report and the chart")
     result.outputs["report"] = report.report(study, out / "report.html", coders=["alice", "bob"])
-    result.outputs["chart"] = chart.chart(study, out / "frequencies.png", coders=["alice", "bob"])
+    result.outputs["chart"] = chart.chart(study, out / "frequencies.png",
+                                          coders=["alice", "bob"]).path
     result.outputs["study"] = study_path
     result.seconds = time.perf_counter() - started
     echo("")
@@ -130,8 +131,7 @@ def _print_suggestions(study: Study, echo) -> None:
 
 
 def _print_agreement(study: Study, echo) -> None:
-    from . import agreement
+    from .cli.agree import _print_study
 
-    table = agreement.study_agreement(study, coders=["alice", "bob"], machine=True)
     echo("")
-    echo(agreement.format_table(table))
+    _print_study(study.agreement(["alice", "bob"], machine=True))
