@@ -219,4 +219,20 @@ LEFT JOIN speakers sp ON sp.id = s.speaker_id
 LEFT JOIN participants p ON p.id = sp.participant_id;
 """,
     ),
+    (
+        "0002_review",
+        """
+-- Undo for the review: one row per decision a coder made, with what it changed, so that
+-- 'undo' restores exactly the codings rows that decision touched (coding_history keeps the audit).
+CREATE TABLE review_actions (
+    id INTEGER PRIMARY KEY,
+    coder_id INTEGER NOT NULL REFERENCES coders(id),
+    segment_id INTEGER REFERENCES segments(id) ON DELETE CASCADE,
+    changes TEXT NOT NULL,                -- JSON list of {"code_id": ..., "before": row or null}
+    created_at TEXT NOT NULL,
+    undone_at TEXT
+);
+CREATE INDEX review_actions_by_coder ON review_actions(coder_id, undone_at, id);
+""",
+    ),
 ]

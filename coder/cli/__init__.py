@@ -12,9 +12,9 @@ import sys
 import click
 
 from ..errors import CoderError
-from . import agree, core, freq, refi, review, suggest
+from . import agree, core, freq, refi, review, serve, suggest
 
-MODULES = [core, suggest, review, agree, freq, refi]
+MODULES = [core, suggest, review, agree, freq, refi, serve]
 
 
 class CoderGroup(click.Group):

@@ -1,5 +1,173 @@
-"""CLI commands: placeholder until this group lands."""
+"""CLI: review (terminal app), review export/import/accept, codings."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..study import Study, check_coder_name
+from .options import split_list, study_argument
+
+ORDER = click.Choice(["uncertain", "document", "score", "random"])
 
 
-def register(cli):
-    pass
+def register(cli: click.Group) -> None:
+    cli.add_command(review)
+    cli.add_command(codings)
+
+
+class ReviewGroup(click.Group):
+    """``coder review STUDY --coder NAME`` starts the terminal review; ``coder review export|
+    import|accept ...`` are subcommands. A first argument that is not a subcommand is the study,
+    handed to the hidden ``start`` command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write("Usage: coder review STUDY --coder NAME [OPTIONS]\n"
+                        "       coder review export|import|accept STUDY ... --coder NAME\n")
+
+
+_coder = check_coder_name
+
+
+coder_option = click.option("--coder", required=True, help="Who is deciding (e.g. alice).")
+
+
+@click.group(cls=ReviewGroup)
+def review():
+    """Review suggestions: confirm, reject or add codes, from the keyboard or a spreadsheet.
+
+    \b
+    coder review STUDY --coder alice [--order uncertain|document|score|random]
+                 [--codes "Networking/*"] [--documents p01,p02] [--blind]
+    Keys: a accept, r reject, o other code, n no code, space tick, enter commit ticked,
+          s skip, u undo, m memo, q quit. Every decision is saved when the key is pressed.
+    """
+
+
+@review.command("start", hidden=True)
+@study_argument
+@coder_option
+@click.option("--order", type=ORDER, default="uncertain", show_default=True,
+              help="uncertain: smallest margin between the top two scores first.")
+@click.option("--codes", help="Only these codes, e.g. 'Networking/*' (comma-separated).")
+@click.option("--documents", help="Only these documents (comma-separated names).")
+@click.option("--blind", is_flag=True, help="Hide suggestions and other coders' codes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --order random.")
+def start(study, coder, order, codes, documents, blind, seed):
+    """Start the full-screen terminal review."""
+    from .. import review as lib
+    from ..tui import ReviewApp
+
+    coder = _coder(coder)
+    s = Study(study)
+    codes_l, docs_l = split_list(codes), split_list(documents)
+    s.check_documents(docs_l)
+    items = lib.queue(s, coder, order=order, codes=codes_l, documents=docs_l, blind=blind,
+                      seed=seed)
+    if not items:
+        done, total = lib.progress(s, coder, codes=codes_l, documents=docs_l)
+        click.echo(f"Nothing left to review for {coder}: {done} of {total} segments decided.")
+        return
+    s.close()
+    app = ReviewApp(study, coder, order=order, codes=codes_l, documents=docs_l, blind=blind,
+                    seed=seed)
+    try:
+        app.run()
+    finally:
+        app.study.close()
+    click.echo(app.summary)
+
+
+@review.command("export")
+@study_argument
+@click.argument("path", type=click.Path(dir_okay=False))
+@coder_option
+@click.option("--limit", type=int, default=200, show_default=True, help="Rows (segments).")
+@click.option("--order", type=ORDER, default="uncertain", show_default=True)
+@click.option("--codes", help="Only these codes, e.g. 'Networking/*' (comma-separated).")
+@click.option("--documents", help="Only these documents (comma-separated names).")
+@click.option("--blind", is_flag=True, help="Leave the suggestion columns empty.")
+def export_(study, path, coder, limit, order, codes, documents, blind):
+    """Write a review sheet (.xlsx or .csv) of segments this coder has not decided."""
+    from .. import review as lib
+
+    coder = _coder(coder)
+    n = lib.export_sheet(Study(study), path, coder, limit=limit, order=order,
+                         codes=split_list(codes), documents=split_list(documents), blind=blind)
+    click.echo(f"Wrote {n} segment(s) to {path}. Fill the 'decision' column (codes separated "
+               f"by ';', or 'none'), then: coder review import {study} {path} --coder {coder}")
+
+
+@review.command("import")
+@study_argument
+@click.argument("path", type=click.Path(dir_okay=False))
+@coder_option
+def import_(study, path, coder):
+    """Read a filled review sheet back; nothing is stored unless every row is good."""
+    from .. import review as lib
+
+    coder = _coder(coder)
+    r = lib.import_sheet(Study(study), path, coder)
+    click.echo(f"Imported {r.decided_rows} decided row(s) of {r.rows} ({r.skipped} left empty): "
+               f"{r.confirmed} confirmed, {r.added} added, {r.rejected} rejected, "
+               f"{r.no_code} no code, {r.memos} memo(s).")
+
+
+@review.command("accept")
+@study_argument
+@coder_option
+@click.option("--min-precision", type=float, default=0.95, show_default=True,
+              help="Accept a code's suggestions only if this coder's precision is at least this.")
+@click.option("--min-reviewed", type=int, default=30, show_default=True,
+              help="Reviewed suggestions of a code needed before its precision counts.")
+@click.option("--dry-run", is_flag=True, help="Report which codes qualify; write nothing.")
+@click.option("--undo", is_flag=True, help="Remove every bulk-accepted coding of this coder.")
+def accept(study, coder, min_precision, min_reviewed, dry_run, undo):
+    """Bulk-accept suggestions of codes this coder has found precise (marked 'auto')."""
+    from .. import review as lib
+
+    coder = _coder(coder)
+    s = Study(study)
+    if undo:
+        n = lib.undo_bulk(s, coder)
+        click.echo(f"Removed {n} bulk-accepted coding(s) of {coder}.")
+        return
+    r = lib.bulk_accept(s, coder, min_precision=min_precision, min_reviewed=min_reviewed,
+                        dry_run=dry_run)
+    if not len(r.codes):
+        click.echo("No suggestions to accept.")
+        return
+    for row in r.codes.itertuples(index=False):
+        mark = "yes" if row.qualified else "no "
+        click.echo(f"  {mark} {row.path}: {row.reason}"
+                   + (f"; {row.accepted} accepted" if row.qualified else ""))
+    verb = "Would accept" if dry_run else "Accepted"
+    click.echo(f"{verb} {r.accepted} suggestion(s) as 'auto' for {coder} "
+               f"({len(r.qualified)} of {len(r.codes)} code(s) qualified; undo with --undo).")
+
+
+@click.command()
+@study_argument
+@click.option("--coder", help="Only this coder's decisions.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--history", is_flag=True, help="The audit trail: every change, in order.")
+def codings(study, coder, fmt, history):
+    """List decisions: what has been decided, by whom, when."""
+    from .. import review as lib
+
+    if coder is not None:
+        coder = _coder(coder)
+    df = lib.codings_list(Study(study), coder=coder, history=history)
+    if fmt == "json":
+        click.echo(json.dumps(json.loads(df.to_json(orient="records")), ensure_ascii=False,
+                              indent=1))
+    else:
+        df.to_csv(sys.stdout, index=False)

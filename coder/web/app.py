@@ -1,0 +1,538 @@
+"""`coder serve`: the study in a browser on the researcher's own machine.
+
+A second face of the same library code as the CLI: the review page calls `coder.review`
+(queue, decide, undo), the analysis page `coder.frequency`, `coder.chart` and `coder.agreement`
+(through `coder.report`). Nothing here decides what a decision means.
+
+Safety, because a browser is a shared place:
+
+* every state-changing request is a POST carrying the CSRF token (an HMAC of a per-server
+  secret); anything else is refused with 403;
+* bound to 127.0.0.1 by default, requests whose ``Host`` is not a loopback name are refused
+  (DNS rebinding); bound elsewhere, an access token printed at start-up is required;
+* Jinja2 autoescapes everything; the Content-Security-Policy allows only our own static
+  scripts, so transcript text can never run as code;
+* one study connection per request, opened and closed in the worker thread that uses it
+  (SQLite in WAL mode: reads never block the one writer).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import review
+from ..errors import CoderError, NothingToDo, UnknownReference
+from ..study import POSITIVE, Study, check_coder_name
+
+HERE = Path(__file__).resolve().parent
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+CODER_COOKIE = "coder_name"
+BLIND_COOKIE = "coder_blind"
+ACCESS_COOKIE = "coder_access"
+DECISIONS = ("confirmed", "added", "rejected", "no_code")
+ORDERS = ("uncertain", "document", "score", "random")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+@dataclass
+class Settings:
+    """What one server knows: the study, the default coder, its secrets."""
+
+    study_path: Path
+    coder: str | None = None
+    token: str | None = None             # access token, required when bound beyond loopback
+    local_only: bool = True              # refuse non-loopback Host headers
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    @property
+    def csrf(self) -> str:
+        return hmac.new(self.secret, b"csrf", hashlib.sha256).hexdigest()
+
+
+# -- the review library: the same queue, decisions and undo as `coder review` ---------------
+def queue_ids(study: Study, coder: str, *, order: str = "uncertain", blind: bool = False,
+              codes: list[str] | None = None, documents: list[str] | None = None) -> list[int]:
+    """Segment ids still to decide for this coder, in queue order (`coder.review.queue`)."""
+    items = review.queue(study, coder, order=order, codes=codes, documents=documents,
+                         blind=blind)
+    return [it.segment_id for it in items]
+
+
+def undo(study: Study, coder: str) -> int | None:
+    """Undo this coder's last decision; the segment it was on, or None when nothing is left."""
+    try:
+        return review.undo(study, coder).segment_id
+    except (NothingToDo, UnknownReference):
+        return None
+
+
+# -- reading what a page shows -----------------------------------------------------------------
+def segment_item(study: Study, coder: str, segment_id: int, *, blind: bool = False,
+                 codes: list[str] | None = None, context: int = 2) -> dict:
+    """One segment as the review card shows it: text, neighbours, suggestions, decisions."""
+    seg = study.db.one("SELECT * FROM segment_view WHERE segment_id=?", (segment_id,))
+    if seg is None:
+        raise CoderError(f"unknown segment {segment_id}")
+    near = study.db.query(
+        "SELECT position, speaker, role, text FROM segment_view WHERE document_id=? AND "
+        "position BETWEEN ? AND ? AND position != ? ORDER BY position",
+        (seg["document_id"], seg["position"] - context, seg["position"] + context,
+         seg["position"]))
+    version = study.codebook_version
+    suggestions = [] if blind else [dict(r) for r in study.db.query(
+        "SELECT s.code_id, c.path, c.name, s.score, s.rank, s.source, s.threshold, "
+        "s.model_version FROM suggestions s JOIN codes c ON c.id=s.code_id AND "
+        "c.codebook_version=? WHERE s.segment_id=? ORDER BY s.rank", (version, segment_id))]
+    wanted = review.code_filter(study.codebook(), codes)
+    if wanted is not None:
+        suggestions = [x for x in suggestions if x["code_id"] in wanted]
+    suggestions.sort(key=lambda x: (-x["score"], x["rank"]))
+    decided = study.db.query(
+        "SELECT k.code_id, c.path, k.decision, k.memo, k.created_at, o.name AS coder "
+        "FROM codings k JOIN coders o ON o.id=k.coder_id LEFT JOIN codes c ON c.id=k.code_id "
+        "AND c.codebook_version=? WHERE k.segment_id=? ORDER BY o.name, c.position",
+        (version, segment_id))
+    mine = [dict(r) for r in decided if r["coder"] == coder]
+    others = [] if blind else [dict(r) for r in decided if r["coder"] != coder]
+    state = {r["code_id"] or "": r["decision"] for r in mine}
+    for s in suggestions:
+        s["state"] = state.get(s["code_id"], "")
+    suggested = {s["code_id"] for s in suggestions}
+    added = [r for r in mine if r["code_id"] and r["code_id"] not in suggested]
+    memos = [r["text"] for r in study.db.query(
+        "SELECT m.text FROM memos m JOIN coders o ON o.id=m.coder_id WHERE m.segment_id=? AND "
+        "o.name=? ORDER BY m.id", (segment_id, coder))]
+    return {
+        "segment_id": seg["segment_id"], "document": seg["document"],
+        "position": seg["position"], "speaker": seg["speaker"] or "", "role": seg["role"],
+        "participant": seg["participant"], "text": seg["text"],
+        "before": [dict(r) for r in near if r["position"] < seg["position"]],
+        "after": [dict(r) for r in near if r["position"] > seg["position"]],
+        "suggestions": suggestions, "mine": mine, "added": added, "others": others,
+        "no_code": state.get("") == "no_code", "memos": memos,
+    }
+
+
+def progress(study: Study, coder: str, remaining: int, *, codes=None, documents=None) -> dict:
+    decided, total = review.progress(study, coder, codes=codes, documents=documents)
+    return {"decided": decided, "remaining": remaining, "total": total}
+
+
+def confirmed_counts(study: Study) -> dict[str, int]:
+    """Segments confirmed (or added) per code, by any coder, rolled up to parents."""
+    book = study.codebook()
+    rows = study.db.query("SELECT DISTINCT segment_id, code_id FROM codings WHERE decision IN "
+                          "(%s) AND code_id IS NOT NULL" % ",".join("?" * len(POSITIVE)),
+                          POSITIVE)
+    per: dict[str, set[int]] = {}
+    for r in rows:
+        code_id = r["code_id"]
+        while code_id is not None:
+            per.setdefault(code_id, set()).add(r["segment_id"])
+            try:
+                code_id = book.get(code_id).parent_id
+            except CoderError:
+                break
+    return {k: len(v) for k, v in per.items()}
+
+
+# -- the application ----------------------------------------------------------------------------
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True)
+    env.filters["pct"] = lambda x: "" if x is None else f"{float(x):.2f}"
+    return env
+
+
+class Web:
+    """The routes, bound to one study file and one server's secrets."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.env = _environment()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def render(self, request: Request, template: str, status: int = 200, **ctx) -> HTMLResponse:
+        ctx.update(csrf=self.settings.csrf, coder=self.coder(request), path=request.url.path)
+        page = self.env.get_template(template).render(**ctx)
+        return HTMLResponse(page, status_code=status)
+
+    def coder(self, request: Request) -> str | None:
+        name = request.cookies.get(CODER_COOKIE) or self.settings.coder
+        try:
+            return check_coder_name(name) if name else None
+        except CoderError:
+            return None
+
+    def open(self) -> Study:
+        return Study(self.settings.study_path)
+
+    def refuse(self, request: Request, status: int, message: str) -> Response:
+        if request.url.path.startswith("/api/") or request.method == "POST":
+            return JSONResponse({"error": message}, status_code=status)
+        return PlainTextResponse(message, status_code=status)
+
+    def route(self, fn: Callable, *, write: bool = False, needs_coder: bool = False,
+              gate: bool = True) -> Callable:
+        """Wrap a handler with the checks every request passes, then run it in a thread with
+        its own study connection."""
+
+        async def endpoint(request: Request) -> Response:
+            host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+            if self.settings.local_only and host not in LOOPBACK:
+                return self.refuse(request, 400, "refused: unexpected Host header")
+            if gate and self.settings.token and not hmac.compare_digest(
+                    request.cookies.get(ACCESS_COOKIE, ""), self.settings.token):
+                if request.method == "GET" and not request.url.path.startswith("/api/"):
+                    return RedirectResponse("/token", status_code=303)
+                return self.refuse(request, 403, "refused: access token required")
+            data: dict[str, Any] = {}
+            if write:
+                if request.method != "POST":
+                    return self.refuse(request, 405, "refused: use POST")
+                origin = request.headers.get("origin")
+                if origin and urlsplit(origin).netloc != request.headers.get("host"):
+                    return self.refuse(request, 403, "refused: cross-origin request")
+                data = await _read_body(request)
+                given = request.headers.get("x-csrf-token") or str(data.get("csrf") or "")
+                if not hmac.compare_digest(given, self.settings.csrf):
+                    return self.refuse(request, 403, "refused: missing or wrong CSRF token")
+            coder = self.coder(request)
+            if needs_coder and coder is None:
+                if request.method == "GET" and not request.url.path.startswith("/api/"):
+                    return RedirectResponse("/start", status_code=303)
+                return self.refuse(request, 403, "refused: choose a coder name first")
+
+            def run() -> Response:
+                study = self.open()
+                try:
+                    return fn(request, study, coder, data)
+                except CoderError as e:
+                    return self.refuse(request, 400, str(e)) if (
+                        write or request.url.path.startswith("/api/")) else self.render(
+                        request, "error.html", status=400, message=str(e))
+                finally:
+                    study.close()
+
+            response = await run_in_threadpool(run)
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        return endpoint
+
+    # -- entry, coder and token -------------------------------------------------------------
+    def home(self, request, study, coder, data):
+        return RedirectResponse("/review" if coder else "/start", status_code=303)
+
+    def start_page(self, request, study, coder, data):
+        return self.render(request, "start.html", coders=study.coders(),
+                           study_name=self.settings.study_path.name,
+                           blind=request.cookies.get(BLIND_COOKIE) == "1")
+
+    def start_post(self, request, study, coder, data):
+        name = str(data.get("name") or "").strip()
+        check_coder_name(name)
+        response = RedirectResponse("/review", status_code=303)
+        response.set_cookie(CODER_COOKIE, name, max_age=365 * 86400, httponly=True,
+                            samesite="strict")
+        if data.get("blind"):
+            response.set_cookie(BLIND_COOKIE, "1", httponly=True, samesite="strict")
+        else:
+            response.delete_cookie(BLIND_COOKIE)
+        return response
+
+    def token_page(self, request, study, coder, data):
+        return self.render(request, "token.html", error=None)
+
+    def token_post(self, request, study, coder, data):
+        given = str(data.get("token") or "")
+        if not (self.settings.token and hmac.compare_digest(given, self.settings.token)):
+            return self.render(request, "token.html", status=403,
+                               error="That is not the token printed by coder serve.")
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="strict")
+        return response
+
+    # -- review -----------------------------------------------------------------------------
+    def _options(self, request: Request, data: dict | None = None) -> dict:
+        q = dict(request.query_params)
+        q.update({k: v for k, v in (data or {}).items() if k in ("blind", "order", "codes",
+                                                                  "documents")})
+        if "blind" not in q:  # chosen at the start; a page may still say otherwise
+            q["blind"] = request.cookies.get(BLIND_COOKIE, "")
+        order = q.get("order") or "uncertain"
+        if order not in ORDERS:
+            raise CoderError(f"unknown order '{order}'", hint="use " + ", ".join(ORDERS))
+        split = lambda v: [x.strip() for x in str(v).split(",") if x.strip()] or None  # noqa: E731
+        return {"blind": str(q.get("blind", "")).lower() in ("1", "true", "yes", "on"),
+                "order": order, "codes": split(q.get("codes") or ""),
+                "documents": split(q.get("documents") or "")}
+
+    def _state(self, study, coder, options, segment_id: int | None = None,
+               skip: set[int] | frozenset = frozenset()) -> tuple[dict | None, dict]:
+        """The card to show (the given segment, or the queue's first not skipped) and progress."""
+        ids = queue_ids(study, coder, **options)
+        if segment_id is None:
+            left = [i for i in ids if i not in skip]
+            segment_id = left[0] if left else None
+        item = None if segment_id is None else segment_item(
+            study, coder, segment_id, blind=options["blind"], codes=options["codes"])
+        prog = progress(study, coder, len(ids), codes=options["codes"],
+                        documents=options["documents"])
+        return item, prog
+
+    def _card(self, item: dict | None, prog: dict, blind: bool) -> str:
+        return self.env.get_template("_item.html").render(item=item, progress=prog, blind=blind)
+
+    def review_page(self, request, study, coder, data):
+        options = self._options(request)
+        segment = request.query_params.get("segment")
+        item, prog = self._state(study, coder, options, int(segment) if segment else None)
+        book = study.codebook()
+        codes = [{"id": c.id, "path": c.path, "name": c.name} for c in book.codes]
+        back = f"/transcripts/{quote(item['document'])}#seg-{item['segment_id']}" if (
+            segment and item) else None
+        return self.render(request, "review.html", card=Markup(self._card(
+            item, prog, options["blind"])), codes=codes, options=options, single=bool(segment),
+            back=back)
+
+    def _state_json(self, study, coder, options, segment_id: int | None,
+                    skip: set[int] | frozenset = frozenset(), **extra) -> JSONResponse:
+        item, prog = self._state(study, coder, options, segment_id, skip)
+        return JSONResponse({
+            "segment_id": item["segment_id"] if item else None,
+            "html": self._card(item, prog, options["blind"]), "progress": prog, **extra})
+
+    def api_next(self, request, study, coder, data):
+        skip = {int(x) for x in request.query_params.get("skip", "").split(",") if x.isdigit()}
+        return self._state_json(study, coder, self._options(request), None, skip)
+
+    def api_segment(self, request, study, coder, data):
+        return self._state_json(study, coder, self._options(request),
+                                int(request.path_params["segment_id"]))
+
+    def api_decide(self, request, study, coder, data):
+        """Store a decision through `coder.review.decide`; several codes for one segment
+        (``decisions``: a list) go in one transaction."""
+        try:
+            segment_id = int(data.get("segment_id"))
+        except (TypeError, ValueError):
+            raise CoderError("a decision needs a segment_id") from None
+        entries = data.get("decisions") or [{"code_id": data.get("code_id"),
+                                             "decision": data.get("decision")}]
+        seconds = data.get("seconds")
+        seconds = float(seconds) if seconds not in (None, "") else None
+        memo = str(data.get("memo") or "").strip() or None
+        for entry in entries:
+            if entry.get("decision") not in DECISIONS:
+                raise CoderError(f"unknown decision '{entry.get('decision')}'",
+                                 hint="use " + ", ".join(DECISIONS))
+        study.coder_id(coder)
+        with study.db.transaction():
+            for entry in entries:
+                review.decide(study, coder, segment_id, entry.get("code_id") or None,
+                              entry["decision"], memo=memo, seconds=seconds, source="web")
+        return self._state_json(study, coder, self._options(request, data), segment_id,
+                                stored=len(entries))
+
+    def api_undo(self, request, study, coder, data):
+        segment_id = undo(study, coder)
+        if segment_id is None:
+            return JSONResponse({"segment_id": None, "nothing": True,
+                                 "message": "Nothing to undo."})
+        return self._state_json(study, coder, self._options(request, data), segment_id,
+                                undone=True)
+
+    def api_memo(self, request, study, coder, data):
+        segment_id = int(data.get("segment_id"))
+        review.memo(study, coder, segment_id, str(data.get("text") or ""))
+        return self._state_json(study, coder, self._options(request, data), segment_id,
+                                memo=True)
+
+    # -- browsing ---------------------------------------------------------------------------
+    def transcripts_page(self, request, study, coder, data):
+        docs = study.documents().to_dict("records")
+        return self.render(request, "transcripts.html", documents=docs)
+
+    def document_page(self, request, study, coder, data):
+        name = request.path_params["name"]
+        study.document_id(name)
+        want_coder = request.query_params.get("coder") or ""
+        want_code = request.query_params.get("code") or ""
+        segs = study.segments(documents=[name]).to_dict("records")
+        version = study.codebook_version
+        book = study.codebook()
+        rows = study.db.query(
+            "SELECT k.segment_id, o.name AS coder, k.code_id, c.path, c.name AS code_name, "
+            "k.decision, k.memo FROM codings k JOIN coders o ON o.id=k.coder_id "
+            "JOIN segments s ON s.id=k.segment_id LEFT JOIN codes c ON c.id=k.code_id AND "
+            "c.codebook_version=? WHERE s.document_id=? ORDER BY o.name, c.position",
+            (version, study.document_id(name)))
+        wanted = None
+        if want_code:
+            code = book.resolve(want_code)
+            wanted = {code.id} | {d.id for d in book.descendants(code.id)}
+        blind = request.cookies.get(BLIND_COOKIE) == "1"
+        by_seg: dict[int, list[dict]] = {}
+        for r in rows:
+            if (want_coder and r["coder"] != want_coder) or (blind and r["coder"] != coder):
+                continue
+            by_seg.setdefault(r["segment_id"], []).append(dict(r))
+        for s in segs:
+            s["codings"] = by_seg.get(s["segment_id"], [])
+            s["match"] = wanted is None or any(
+                k["code_id"] in wanted and k["decision"] in POSITIVE for k in s["codings"])
+        return self.render(request, "document.html", name=name, segments=segs,
+                           coders=[coder] if blind and coder else study.coders(),
+                           codes=book.codes, want_coder=want_coder, want_code=want_code,
+                           blind=blind)
+
+    def codebook_page(self, request, study, coder, data):
+        book = study.codebook()
+        counts = confirmed_counts(study)
+        return self.render(request, "codebook.html", book=book, counts=counts,
+                           roots=book.children(None), children=book.children)
+
+    def _frequencies(self, study, who: str):
+        from .. import frequency
+
+        kwargs = {"coder": who} if who and who != "consensus" else (
+            {"consensus": True} if who == "consensus" else {})
+        return frequency.frequencies(study, level="category", **kwargs)
+
+    def analysis_page(self, request, study, coder, data):
+        who = request.query_params.get("coder") or ""
+        ctx: dict[str, Any] = {"who": who, "coders": study.coders(), "freq_html": "",
+                               "freq_error": "", "chart": ""}
+        try:
+            from .. import chart, report
+        except ImportError:
+            ctx["freq_error"] = "Frequency tables are not available in this version of coder."
+        else:
+            try:
+                df = self._frequencies(study, who)
+            except CoderError as e:
+                ctx["freq_error"] = str(e)
+            else:
+                ctx["freq_html"] = Markup(report.html_table(report.layout(df, counts=True),
+                                                            df.attrs.get("N")))
+                ctx["chart"] = base64.b64encode(chart.png_bytes(df)).decode("ascii")
+        ctx.update(agreement_section(study, machine=request.query_params.get("machine") == "1"))
+        return self.render(request, "analysis.html", **ctx)
+
+
+AGREEMENT_MEASURES = [("percent_agreement", "% agreement"), ("cohen_kappa", "Cohen's κ"),
+                      ("fleiss_kappa", "Fleiss' κ"), ("krippendorff_alpha", "Krippendorff's α"),
+                      ("gwet_ac1", "Gwet's AC1")]
+
+
+def agreement_section(study: Study, *, machine: bool = False) -> dict[str, Any]:
+    """Per-code agreement among the human coders (and the machine), via `coder.agreement`."""
+    out: dict[str, Any] = {"agreement_rows": [], "agreement_note": "", "machine": machine,
+                           "measures": AGREEMENT_MEASURES, "agreement_coders": []}
+    try:
+        from ..agreement import study_agreement
+    except ImportError:
+        out["agreement_note"] = "Agreement is not available in this version of coder."
+        return out
+    coders = [r["name"] for r in study.db.query(
+        "SELECT DISTINCT c.name, c.id FROM coders c JOIN codings k ON k.coder_id = c.id "
+        "WHERE c.kind = 'human' AND k.decision != 'auto' ORDER BY c.id")]
+    out["agreement_coders"] = coders
+    if len(coders) < (1 if machine else 2):
+        out["agreement_note"] = ("Agreement needs at least two coders who decided the same "
+                                 "segments (or one coder and the machine).")
+        return out
+    try:
+        result = study_agreement(study, coders, machine=machine, ci=False)
+    except CoderError as e:
+        out["agreement_note"] = f"Agreement could not be computed: {e}"
+        return out
+    rows = []
+    for comp in result.comparisons:
+        label = " + ".join(comp.coders)
+        rows += [{"comparison": label, **r} for r in comp.per_code]
+        rows.append({"comparison": label, "code": "(mean over codes)", "units": comp.units,
+                     **comp.mean_over_codes})
+    out["agreement_rows"] = rows
+    out["agreement_units"] = result.units
+    return out
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    kind = request.headers.get("content-type", "")
+    if "json" in kind:
+        try:
+            value = json.loads(body or b"{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def create_app(study_path: str | Path, *, coder: str | None = None, token: str | None = None,
+               local_only: bool = True, secret: bytes | None = None) -> Starlette:
+    """The ASGI app for one study file. ``token``: required access token (non-loopback bind)."""
+    path = Path(study_path)
+    Study(path).close()  # fail now, with the library's message, if it is not a study
+    if coder is not None:
+        check_coder_name(coder)
+    settings = Settings(study_path=path, coder=coder, token=token, local_only=local_only)
+    if secret is not None:
+        settings.secret = secret
+    web = Web(settings)
+    r = web.route
+    routes = [
+        Route("/", r(web.home, gate=True)),
+        Route("/start", r(web.start_page), methods=["GET"]),
+        Route("/start", r(web.start_post, write=True), methods=["POST"]),
+        Route("/token", r(web.token_page, gate=False), methods=["GET"]),
+        Route("/token", r(web.token_post, write=True, gate=False), methods=["POST"]),
+        Route("/review", r(web.review_page, needs_coder=True)),
+        Route("/api/next", r(web.api_next, needs_coder=True)),
+        Route("/api/segment/{segment_id:int}", r(web.api_segment, needs_coder=True)),
+        Route("/api/decide", r(web.api_decide, write=True, needs_coder=True), methods=["POST"]),
+        Route("/api/undo", r(web.api_undo, write=True, needs_coder=True), methods=["POST"]),
+        Route("/api/memo", r(web.api_memo, write=True, needs_coder=True), methods=["POST"]),
+        Route("/transcripts", r(web.transcripts_page)),
+        Route("/transcripts/{name:path}", r(web.document_page)),
+        Route("/codebook", r(web.codebook_page)),
+        Route("/analysis", r(web.analysis_page)),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.settings = settings
+    return app
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
