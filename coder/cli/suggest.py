@@ -1,5 +1,98 @@
-"""CLI commands: placeholder until this group lands."""
+"""CLI: `coder suggest`, `coder suggestions export`, `coder train`, `coder models`."""
+
+from __future__ import annotations
+
+import click
+
+from .options import documents_option, split_list, study_argument
+
+
+def _open(path):
+    from ..study import Study
+
+    return Study(path)
 
 
 def register(cli):
-    pass
+    @cli.command("suggest")
+    @study_argument
+    @documents_option
+    @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
+                  help="Most codes to suggest per segment.")
+    @click.option("--min-score", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+                  help="Lowest calibrated score worth suggesting.")
+    @click.option("--recompute", is_flag=True,
+                  help="Re-score segments that already have suggestions from the current model.")
+    @click.option("--include-interviewer", is_flag=True, help="Suggest codes for interviewer turns too.")
+    def suggest_cmd(study, documents, top_k, min_score, recompute, include_interviewer):
+        """Pre-code segments with ranked codebook codes."""
+        from .. import suggest as lib
+
+        with _open(study) as s:
+            df = lib.suggest(s, documents=split_list(documents), top_k=top_k, min_score=min_score,
+                             recompute=recompute, include_interviewer=include_interviewer)
+            if df.empty:
+                click.echo("No segments needed suggestions (use --recompute to redo them).")
+                return
+            version = int(df["model_version"].iloc[0])
+            kind = s.db.one("SELECT kind FROM models WHERE version=?", (version,))["kind"]
+            segments = df["segment_id"].nunique()
+            click.echo(f"{len(df)} suggestions for {segments} segments "
+                       f"(model v{version}, {kind}); sources: "
+                       + ", ".join(f"{k} {v}" for k, v in
+                                   df["source"].value_counts().sort_index().items()))
+
+    @cli.group("suggestions")
+    def suggestions_group():
+        """Stored suggestions."""
+
+    @suggestions_group.command("export")
+    @study_argument
+    @click.argument("out", type=click.Path(dir_okay=False))
+    def export_cmd(study, out):
+        """Write suggestions as CSV: document,segment,speaker,text,code,score,rank,source,model_version."""
+        from .. import suggest as lib
+
+        with _open(study) as s:
+            df = lib.export_suggestions(s, out)
+        click.echo(f"Wrote {len(df)} suggestions to {out}")
+
+    @cli.command("train")
+    @study_argument
+    @click.option("--coders", help="Comma-separated coders whose decisions to learn from (default: all).")
+    @click.option("--report", type=click.Path(dir_okay=False), help="Also write the model summary as JSON.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    def train_cmd(study, coders, report, seed):
+        """Refit the suggestion model on confirmed and rejected codes (a new model version)."""
+        from .. import suggest as lib
+
+        with _open(study) as s:
+            m = lib.train(s, coders=split_list(coders), report=report, seed=seed)
+        on = m.trained_on
+        click.echo(f"Model v{m.version}: trained on {on['segments']} segments from "
+                   f"{on['documents']} documents by {', '.join(on['coders'])}; classifiers for "
+                   f"{len(on['classifier_codes'])} codes, codebook similarity for the rest.")
+        rows = [e for e in m.metrics["per_code"] if e["support"]]
+        if rows:
+            width = max(len(e["code"]) for e in rows)
+            click.echo(f"{'code':<{width}}  source      support  precision  recall  f1    threshold")
+            for e in rows:
+                fmt = lambda v: "  -  " if v is None else f"{v:.2f}"  # noqa: E731
+                click.echo(f"{e['code']:<{width}}  {e['source']:<10}  {e['support']:>7}  "
+                           f"{fmt(e['precision']):>9}  {fmt(e['recall']):>6}  {fmt(e['f1']):>4}  "
+                           f"{e['threshold']:.3f}")
+        if report:
+            click.echo(f"Report: {report}")
+
+    @cli.command("models")
+    @study_argument
+    def models_cmd(study):
+        """List model versions: when, trained on what, cross-validated quality."""
+        from .. import suggest as lib
+
+        with _open(study) as s:
+            df = lib.models(s)
+        if df.empty:
+            click.echo("No models yet (coder suggest uses the codebook alone; coder train learns).")
+            return
+        click.echo(df.to_string(index=False, na_rep="-"))

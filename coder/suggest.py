@@ -1,0 +1,458 @@
+"""Suggestions: rank codebook codes for each segment, and retrain on the coders' decisions.
+
+``suggest`` scores segments with the current model (the latest trained one for the current
+codebook version, else the codebook alone) and stores the top codes in ``suggestions``.
+``train`` refits the model from scratch on confirmed/added (positive), rejected and no_code
+(negative) codings, never on auto-accepted ones, and stores it as a numbered model version with
+cross-validated quality per code. The estimator itself is :class:`coder.model.CodeSuggester`.
+
+Only leaf codes are suggested (a parent is the sum of its children). A code with ``speakers``
+is suggested only for segments whose speaker label or role is listed; interviewer turns get no
+suggestions unless ``include_interviewer`` is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .db import now
+from .embed import Embedder, default_embedder, embed_segments, embed_texts
+from .errors import CoderError, NothingToDo, UnknownReference
+from .model import CodeSuggester
+
+if TYPE_CHECKING:
+    from .codebook import Code, Codebook
+    from .study import Study
+
+POSITIVE = ("confirmed", "added")
+NEGATIVE = ("rejected",)
+SUGGESTION_COLUMNS = ["document", "segment", "speaker", "text", "code", "score", "rank", "source",
+                      "model_version"]
+
+
+class NoCodebookText(NothingToDo):
+    """Zero-shot suggestion needs codes that say something about themselves."""
+
+
+@dataclass
+class ModelSummary:
+    version: int
+    kind: str
+    embedder: str
+    codebook_version: int
+    seed: int | None
+    created_at: str
+    params: dict[str, Any] = field(default_factory=dict)
+    trained_on: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def per_code(self) -> pd.DataFrame:
+        """Cross-validated precision, recall, F1 and support per code."""
+        return pd.DataFrame(self.metrics.get("per_code", []))
+
+
+# -- codes, eligibility, features -------------------------------------------------------------
+def suggestable_codes(book: Codebook) -> list[Code]:
+    """Leaf codes, in codebook order."""
+    return book.leaves()
+
+
+def _pieces(code: Code) -> list[str]:
+    parts = [code.name, code.description, code.include, *code.items, *code.examples]
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def _has_text(code: Code) -> bool:
+    return bool(code.description or code.include or code.items or code.examples)
+
+
+def code_vectors(study: Study, codes: list[Code], embedder: Embedder):
+    """Per code: the mean of its pieces' vectors (renormalised), plus the pieces themselves."""
+    pieces, owner = [], []
+    for i, code in enumerate(codes):
+        for text in _pieces(code):
+            pieces.append(text)
+            owner.append(i)
+    vectors = embed_texts(study, pieces, embedder)
+    owner_arr = np.asarray(owner, dtype=np.int32)
+    protos = np.zeros((len(codes), vectors.shape[1]), dtype=np.float32)
+    for i in range(len(codes)):
+        v = vectors[owner_arr == i].mean(axis=0)
+        protos[i] = v / (np.linalg.norm(v) or 1.0)
+    return protos, vectors, owner_arr
+
+
+def eligibility(codes: list[Code], segments: pd.DataFrame) -> np.ndarray:
+    """(segments, codes) bool: a code with ``speakers`` applies only to those labels or roles."""
+    labels = segments["speaker"].fillna("").astype(str).str.lower().to_numpy()
+    roles = segments["role"].fillna("participant").astype(str).str.lower().to_numpy()
+    mask = np.ones((len(segments), len(codes)), dtype=bool)
+    for j, code in enumerate(codes):
+        if code.speakers:
+            allowed = {s.strip().lower() for s in code.speakers}
+            mask[:, j] = np.isin(labels, list(allowed)) | np.isin(roles, list(allowed))
+    return mask
+
+
+@dataclass
+class Features:
+    X: np.ndarray
+    context: np.ndarray
+    texts: list[str]
+    context_texts: list[str]
+    extra: np.ndarray
+
+    def kwargs(self, rows: np.ndarray | None = None) -> dict[str, Any]:
+        if rows is None:
+            rows = np.arange(len(self.X))
+        return {"context": self.context[rows], "texts": [self.texts[i] for i in rows],
+                "context_texts": [self.context_texts[i] for i in rows],
+                "extra": self.extra[rows]}
+
+
+def segment_features(study: Study, segments: pd.DataFrame, embedder: Embedder) -> Features:
+    """Embeddings of each segment and of the turn before it (same document), and speaker role.
+
+    ``segments`` must hold whole documents in reading order so each row's previous turn is there.
+    """
+    X = embed_segments(study, segments, embedder)
+    doc = segments["document_id"].to_numpy()
+    same_doc = np.r_[False, doc[1:] == doc[:-1]]
+    prev = np.r_[0, np.arange(len(segments) - 1)]
+    context = np.where(same_doc[:, None], X[prev], 0.0).astype(np.float32)
+    texts = segments["text"].tolist()
+    context_texts = [texts[p] if s else "" for p, s in zip(prev, same_doc)]
+    extra = (segments["role"].to_numpy() == "interviewer").astype(np.float32)[:, None]
+    return Features(X, context, texts, context_texts, extra)
+
+
+# -- models ------------------------------------------------------------------------------------
+def _current_model(study: Study, book: Codebook, embedder: Embedder):
+    row = study.db.one(
+        "SELECT version FROM models WHERE kind='trained' AND codebook_version=? AND embedder=? "
+        "ORDER BY version DESC LIMIT 1", (book.version, embedder.name))
+    if row is None:
+        return None, None
+    return row["version"], load_model(study, row["version"])
+
+
+def load_model(study: Study, version: int) -> CodeSuggester:
+    """A stored model version rebuilt from its arrays (no pickle involved)."""
+    rows = study.db.query("SELECT name, dtype, shape, data FROM model_arrays WHERE model_version=?",
+                          (version,))
+    if not rows:
+        raise UnknownReference(f"model version {version} has no stored arrays")
+    arrays = {r["name"]: np.frombuffer(r["data"], dtype=np.dtype(r["dtype"]))
+              .reshape(json.loads(r["shape"])) for r in rows}
+    return CodeSuggester.from_arrays(arrays)
+
+
+def _store_arrays(conn, version: int, arrays: dict[str, np.ndarray]) -> None:
+    conn.executemany(
+        "INSERT INTO model_arrays (model_version, name, dtype, shape, data) VALUES (?,?,?,?,?)",
+        [(version, name, np.ascontiguousarray(a).dtype.str, json.dumps(list(a.shape)),
+          np.ascontiguousarray(a).tobytes()) for name, a in sorted(arrays.items())])
+
+
+def _existing_codebook_model(study: Study, book: Codebook, embedder: Embedder) -> int | None:
+    row = study.db.one("SELECT version FROM models WHERE kind='codebook' AND codebook_version=? "
+                       "AND embedder=? ORDER BY version DESC LIMIT 1",
+                       (book.version, embedder.name))
+    return row["version"] if row else None
+
+
+def _codebook_model_version(study: Study, book: Codebook, embedder: Embedder,
+                            model: CodeSuggester) -> int:
+    """The numbered 'codebook' model for this codebook version and embedder (made once)."""
+    existing = _existing_codebook_model(study, book, embedder)
+    if existing is not None:
+        return existing
+    version = (study.db.one("SELECT MAX(version) FROM models")[0] or 0) + 1
+    study.db.execute(
+        "INSERT INTO models (version, kind, embedder, codebook_version, seed, params, trained_on,"
+        " metrics, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        (version, "codebook", embedder.name, book.version, model.seed,
+         json.dumps(model.get_params(), sort_keys=True), "{}", "{}", now()))
+    _store_arrays(study.db.conn, version, model.to_arrays())
+    return version
+
+
+# -- suggest -----------------------------------------------------------------------------------
+def suggest(study: Study, *, documents: list[str] | None = None, top_k: int = 3,
+            min_score: float = 0.3, recompute: bool = False, embedder: Embedder | None = None,
+            include_interviewer: bool = False) -> pd.DataFrame:
+    """Score segments and store up to ``top_k`` codes per segment scoring at least ``min_score``.
+
+    Without ``recompute``, segments that already have suggestions from the current model are
+    left as they are. Returns the suggestions written (columns as the export, plus code_id,
+    segment_id and threshold).
+    """
+    if top_k < 1:
+        raise CoderError("--top-k must be at least 1")
+    if not 0.0 <= min_score <= 1.0:
+        raise CoderError("--min-score must be between 0 and 1")
+    book = study.codebook()
+    documents = study.check_documents(documents)
+    codes = suggestable_codes(book)
+    embedder = embedder or default_embedder()
+    version, model = _current_model(study, book, embedder)
+    if model is None and not any(_has_text(c) for c in codes):
+        raise NoCodebookText(
+            f"codebook version {book.version}: no code has a description, include text, items or "
+            "examples, so there is nothing to compare segments with",
+            hint="add descriptions to the codebook, or code some segments and run: coder train "
+                 f"{study.path}")
+    segs = study.segments(documents=documents, include_interviewer=True)
+    target = np.ones(len(segs), bool) if include_interviewer else \
+        np.array(segs["role"] == "participant", dtype=bool)
+    current = version if version is not None else _existing_codebook_model(study, book, embedder)
+    if not recompute and current is not None and target.any():
+        done = {r[0] for r in study.db.query(
+            "SELECT DISTINCT segment_id FROM suggestions WHERE model_version=?", (current,))}
+        target &= ~segs["segment_id"].isin(done).to_numpy()
+    rows = np.flatnonzero(target)
+    if not len(rows):
+        return pd.DataFrame(columns=[*SUGGESTION_COLUMNS, "code_id", "segment_id", "threshold"])
+    # only documents with something to score need embedding
+    docs = segs["document_id"].to_numpy()[rows]
+    keep = np.isin(segs["document_id"].to_numpy(), docs)
+    segs = segs[keep].reset_index(drop=True)
+    rows = np.flatnonzero(target[keep])
+    feats = segment_features(study, segs, embedder)
+    if model is None:
+        protos, pieces, owner = code_vectors(study, codes, embedder)
+        model = CodeSuggester().fit(np.zeros((0, protos.shape[1])), np.zeros((0, len(codes))),
+                                    code_ids=[c.id for c in codes], code_vectors=protos,
+                                    piece_vectors=pieces, piece_code=owner)
+    sub = segs.iloc[rows].reset_index(drop=True)
+    model_codes = [str(c) for c in model.code_ids_]
+    by_id = {c.id: c for c in codes}
+    model_code_objs = [by_id.get(c) for c in model_codes]
+    mask = eligibility([c for c in model_code_objs if c is not None], sub)
+    if None in model_code_objs:  # a code dropped from the codebook since training
+        full = np.zeros((len(sub), len(model_codes)), bool)
+        full[:, [i for i, c in enumerate(model_code_objs) if c is not None]] = mask
+        mask = full
+    scores = model.predict_proba(feats.X[rows], mask=mask, **feats.kwargs(rows))
+    records = []
+    for i in range(len(sub)):
+        order = np.argsort(-scores[i], kind="stable")[:top_k]
+        rank = 0
+        for c in order:
+            if not mask[i, c] or scores[i, c] < min_score:
+                continue
+            rank += 1
+            records.append((int(sub.at[i, "segment_id"]), model_codes[c], float(scores[i, c]), rank,
+                            model.source_of(c), float(model.thresholds_[c])))
+    stamp = now()
+    with study.db.transaction() as conn:
+        if version is None:
+            version = _codebook_model_version(study, book, embedder, model)
+        ids = sub["segment_id"].astype(int).tolist()
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            conn.execute("DELETE FROM suggestions WHERE segment_id IN (%s)"
+                         % ",".join("?" * len(chunk)), chunk)
+        conn.executemany(
+            "INSERT INTO suggestions (segment_id, code_id, score, rank, source, threshold,"
+            " model_version, codebook_version, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(s, c, round(sc, 6), r, src, round(t, 6), version, book.version, stamp)
+             for s, c, sc, r, src, t in records])
+    out = pd.DataFrame(records, columns=["segment_id", "code_id", "score", "rank", "source",
+                                         "threshold"])
+    out["score"] = out["score"].round(6)
+    out["threshold"] = out["threshold"].round(6)
+    out["model_version"] = version
+    meta = sub[["segment_id", "document", "position", "speaker", "text"]].rename(
+        columns={"position": "segment"})
+    out = out.merge(meta, on="segment_id", how="left")
+    out["code"] = [book.get(c).path if c in by_id else c for c in out["code_id"]]
+    return out[[*SUGGESTION_COLUMNS, "code_id", "segment_id", "threshold"]]
+
+
+def suggestions(study: Study, *, documents: list[str] | None = None) -> pd.DataFrame:
+    """The stored suggestions, in reading order then rank."""
+    documents = study.check_documents(documents)
+    sql = ("SELECT v.document, v.position AS segment, v.speaker, v.text, g.code_id, g.score, "
+           "g.rank, g.source, g.model_version, g.threshold, g.codebook_version, g.segment_id "
+           "FROM suggestions g JOIN segment_view v ON v.segment_id = g.segment_id")
+    params: list[Any] = []
+    if documents:
+        sql += " WHERE v.document IN (%s)" % ",".join("?" * len(documents))
+        params = list(documents)
+    sql += " ORDER BY v.document, v.position, g.rank"
+    df = pd.read_sql_query(sql, study.db.conn, params=params)
+    paths = {r["id"]: r["path"] for r in study.db.query(
+        "SELECT c.id, c.path FROM codes c WHERE c.codebook_version = "
+        "(SELECT MAX(version) FROM codebook_versions)")}
+    df.insert(4, "code", [paths.get(c, c) for c in df["code_id"]])
+    return df
+
+
+def export_suggestions(study: Study, path: str | Path) -> pd.DataFrame:
+    """Write the stored suggestions as CSV (document,segment,speaker,text,code,score,rank,
+    source,model_version); returns what was written."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise CoderError(f"folder {path.parent} does not exist", path=path)
+    df = suggestions(study)
+    if df.empty:
+        raise NothingToDo("the study has no suggestions yet",
+                          hint=f"make some with: coder suggest {study.path}")
+    df = df[SUGGESTION_COLUMNS]
+    df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    return df
+
+
+# -- train -------------------------------------------------------------------------------------
+def training_labels(study: Study, codes: list[Code], coders: list[str] | None = None):
+    """Segments with decisions by the chosen coders and their labels (segments, codes) in
+    {1, 0, -1}: confirmed/added -> 1; rejected -> 0; no_code, or coded with other codes, -> 0
+    for every other code. A positive from any chosen coder wins over a negative."""
+    params: list[Any] = []
+    sql = ("SELECT k.segment_id, k.code_id, k.decision FROM codings k "
+           "JOIN coders c ON c.id = k.coder_id WHERE k.decision IN "
+           "('confirmed','added','rejected','no_code')")
+    if coders:
+        known = set(study.coders())
+        missing = [c for c in coders if c not in known]
+        if missing:
+            raise UnknownReference("unknown coder(s): " + ", ".join(missing),
+                                   hint="coders: " + (", ".join(sorted(known)) or "none yet"))
+        sql += " AND c.name IN (%s)" % ",".join("?" * len(coders))
+        params = list(coders)
+    rows = study.db.query(sql, params)
+    index = {c.id: j for j, c in enumerate(codes)}
+    seg_ids = sorted({r["segment_id"] for r in rows})
+    pos = {s: i for i, s in enumerate(seg_ids)}
+    Y = np.full((len(seg_ids), len(codes)), -1, dtype=np.int8)
+    decided = np.zeros(len(seg_ids), bool)
+    for r in rows:
+        if r["decision"] in POSITIVE + ("no_code",) and (
+                r["decision"] == "no_code" or r["code_id"] in index):
+            decided[pos[r["segment_id"]]] = True
+    Y[decided] = 0
+    for r in rows:
+        j = index.get(r["code_id"])
+        if j is None:
+            continue
+        i = pos[r["segment_id"]]
+        if r["decision"] in POSITIVE:
+            Y[i, j] = 1
+        elif r["decision"] in NEGATIVE and Y[i, j] != 1:
+            Y[i, j] = 0
+    return seg_ids, Y
+
+
+def train(study: Study, *, coders: list[str] | None = None, embedder: Embedder | None = None,
+          report: str | Path | None = None, seed: int = 0, **params: Any) -> ModelSummary:
+    """Refit the model from scratch on the coders' decisions; store it as a new version."""
+    book = study.codebook()
+    codes = suggestable_codes(book)
+    if report is not None and not Path(report).parent.exists():
+        raise CoderError(f"folder {Path(report).parent} does not exist", path=report)
+    seg_ids, Y = training_labels(study, codes, coders)
+    if not (Y == 1).any():
+        who = f" by {', '.join(coders)}" if coders else ""
+        raise NothingToDo(
+            f"no confirmed codings{who} on codes of codebook version {book.version} to train on",
+            hint=f"review suggestions first (coder review {study.path}) or import codings "
+                 f"(coder codes import {study.path} CODINGS.csv --coder NAME)")
+    embedder = embedder or default_embedder()
+    labelled = set(seg_ids)
+    doc_ids = {r[0] for r in study.db.query(
+        "SELECT DISTINCT document_id FROM segments WHERE id IN (SELECT segment_id FROM codings)")}
+    segs = study.segments(include_interviewer=True)
+    segs = segs[segs["document_id"].isin(doc_ids)].reset_index(drop=True)
+    feats = segment_features(study, segs, embedder)
+    rows = np.flatnonzero(segs["segment_id"].isin(labelled).to_numpy())
+    order = {s: i for i, s in enumerate(seg_ids)}
+    Y_rows = Y[[order[s] for s in segs["segment_id"].to_numpy()[rows]]]
+    sub = segs.iloc[rows].reset_index(drop=True)
+    mask = eligibility(codes, sub)
+    protos, pieces, owner = code_vectors(study, codes, embedder)
+    model = CodeSuggester(seed=seed, **params)
+    model.fit(feats.X[rows], Y_rows, code_ids=[c.id for c in codes], code_vectors=protos,
+              piece_vectors=pieces, piece_code=owner, mask=mask,
+              groups=sub["document_id"].to_numpy(), **feats.kwargs(rows))
+    per_code = []
+    for entry, code in zip(model.metrics_, codes):
+        per_code.append({"code": code.path, "code_id": code.id, **{
+            k: v for k, v in entry.items() if k != "code"}})
+    f1s = [e["f1"] for e in per_code if e["f1"] is not None and e["source"] != "codebook"]
+    metrics = {"per_code": per_code,
+               "macro_f1_trained_codes": round(float(np.mean(f1s)), 4) if f1s else None,
+               "threshold_policy": "max F1 on out-of-fold blended scores, folds by document"}
+    trained_on = {
+        "coders": sorted(coders) if coders else study.coders(),
+        "segments": int(len(rows)),
+        "documents": int(sub["document_id"].nunique()),
+        "positives": {c.path: int(n) for c, n in zip(codes, model.n_positives_) if n},
+        "negatives": {c.path: int(n) for c, n in zip(codes, model.n_negatives_) if n},
+        "classifier_codes": [c.path for c, i in zip(codes, model.clf_index_) if i >= 0],
+    }
+    stamp = now()
+    with study.db.transaction() as conn:
+        version = (conn.execute("SELECT MAX(version) FROM models").fetchone()[0] or 0) + 1
+        conn.execute(
+            "INSERT INTO models (version, kind, embedder, codebook_version, seed, params,"
+            " trained_on, metrics, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (version, "trained", embedder.name, book.version, seed,
+             json.dumps(model.get_params(), sort_keys=True),
+             json.dumps(trained_on, sort_keys=True), json.dumps(metrics, sort_keys=True), stamp))
+        _store_arrays(conn, version, model.to_arrays())
+    summary = ModelSummary(version=version, kind="trained", embedder=embedder.name,
+                           codebook_version=book.version, seed=seed, created_at=stamp,
+                           params=model.get_params(), trained_on=trained_on, metrics=metrics)
+    if report is not None:
+        Path(report).write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True) + "\n",
+                                encoding="utf-8")
+    return summary
+
+
+def model_summary(study: Study, version: int | None = None) -> ModelSummary:
+    """One stored model version (the latest when ``version`` is None)."""
+    if version is None:
+        row = study.db.one("SELECT * FROM models ORDER BY version DESC LIMIT 1")
+        if row is None:
+            raise NothingToDo("the study has no models yet",
+                              hint=f"suggest from the codebook (coder suggest {study.path}) or "
+                                   f"train one (coder train {study.path})")
+    else:
+        row = study.db.one("SELECT * FROM models WHERE version=?", (version,))
+        if row is None:
+            raise UnknownReference(f"no model version {version}")
+    return ModelSummary(version=row["version"], kind=row["kind"], embedder=row["embedder"],
+                        codebook_version=row["codebook_version"], seed=row["seed"],
+                        created_at=row["created_at"], params=json.loads(row["params"]),
+                        trained_on=json.loads(row["trained_on"]),
+                        metrics=json.loads(row["metrics"]))
+
+
+def models(study: Study) -> pd.DataFrame:
+    """One row per model version: when, trained on what, and its cross-validated quality."""
+    out = []
+    for row in study.db.query("SELECT version FROM models ORDER BY version"):
+        m = model_summary(study, row["version"])
+        on = m.trained_on
+        out.append({
+            "version": m.version, "kind": m.kind, "created_at": m.created_at,
+            "codebook_version": m.codebook_version, "embedder": m.embedder,
+            "coders": ",".join(on.get("coders", [])), "segments": on.get("segments", 0),
+            "documents": on.get("documents", 0),
+            "classifier_codes": len(on.get("classifier_codes", [])),
+            "macro_f1": m.metrics.get("macro_f1_trained_codes"),
+        })
+    return pd.DataFrame(out, columns=["version", "kind", "created_at", "codebook_version",
+                                      "embedder", "coders", "segments", "documents",
+                                      "classifier_codes", "macro_f1"])
