@@ -31,12 +31,17 @@ class Database:
             raise StudyError(
                 f"no study at {self.path}", hint=f"create one with: coder init {self.path}"
             )
+        if self.path.exists() and not self.path.is_file():
+            raise StudyError(f"{self.path} is not a study file")
         if self.path.exists() and self.path.stat().st_size > 0:
             with open(self.path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
                     raise StudyError(f"{self.path} is not a coder study (not an SQLite file)")
-        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
-                                    check_same_thread=False)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
+                                        check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StudyError(f"cannot open {self.path}: {e}") from None
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.conn.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
@@ -82,7 +87,10 @@ class Database:
         return self.conn.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, params).fetchone()
+        # fetchall, not fetchone: an unfinished statement keeps an old WAL read snapshot open,
+        # and a long-lived process (coder serve) would not see other coders' decisions.
+        rows = self.conn.execute(sql, params).fetchall()
+        return rows[0] if rows else None
 
     def close(self) -> None:
         self.conn.close()

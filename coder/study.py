@@ -6,6 +6,7 @@ the methods here only open the file and hand over, returning DataFrames or datac
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ class Study:
             conn.execute("INSERT OR REPLACE INTO study_info VALUES ('created_with', ?)",
                          (f"coder {__version__}",))
             conn.execute("INSERT OR REPLACE INTO study_info VALUES ('created_at', ?)", (now(),))
+            conn.execute("INSERT OR REPLACE INTO study_info VALUES ('study_id', ?)",
+                         (str(uuid.uuid4()),))
             if book is not None:
                 study._store_codebook(book, source=str(codebook))
         return study

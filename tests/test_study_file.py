@@ -63,3 +63,24 @@ def test_coding_history_is_written_by_triggers(study):
         conn.execute("DELETE FROM codings")
     actions = [r[0] for r in study.db.query("SELECT action FROM coding_history ORDER BY id")]
     assert actions == ["insert", "update", "delete"]
+
+
+def test_device_or_folder_is_not_a_study(tmp_path):
+    with pytest.raises(StudyError, match="is not a study file"):
+        Study("/dev/null")
+    with pytest.raises(StudyError, match="is not a study file"):
+        Study(tmp_path)
+
+
+def test_a_long_lived_reader_sees_new_decisions(study_path, small_codebook):
+    """`one()` must not keep a read snapshot open (coder serve lives long)."""
+    Study.create(study_path, codebook=small_codebook).close()
+    reader, writer = Study(study_path), Study(study_path)
+    assert reader.db.one("SELECT COUNT(*) FROM coders")[0] == 0
+    writer.coder_id("alice")
+    assert reader.db.one("SELECT COUNT(*) FROM coders")[0] == 1
+
+
+def test_new_study_has_an_id(study_path):
+    s = Study.create(study_path)
+    assert len(s.db.one("SELECT value FROM study_info WHERE key='study_id'")[0]) == 36

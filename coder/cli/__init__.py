@@ -7,6 +7,7 @@ exit 2 (click's contract). ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import click
@@ -26,6 +27,12 @@ class CoderGroup(click.Group):
                 raise
             click.echo(f"Error: {e}", err=True)
             sys.exit(e.exit_code)
+        except sqlite3.Error as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: the study file could not be read or written: {e} "
+                       "(is it a coder study, and is the disk writable?)", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted; every decision made so far is saved.", err=True)
             sys.exit(130)
