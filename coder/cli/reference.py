@@ -7,7 +7,8 @@ import click
 
 
 def _walk(command: click.Command, name: str, ctx: click.Context | None):
-    sub = click.Context(command, info_name=name, parent=ctx)
+    sub = click.Context(command, info_name=name, parent=ctx, terminal_width=80,
+                        max_content_width=80)
     yield name, sub
     if isinstance(command, click.Group):
         for child_name in sorted(command.list_commands(sub)):
