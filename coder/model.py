@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, KFold
+from threadpoolctl import threadpool_limits
 
 SOURCES = ("codebook", "blend", "classifier")
 
@@ -121,6 +122,16 @@ class CodeSuggester(BaseEstimator):
         ``piece_code`` (index into ``code_ids``) the single pieces. With no labels at all the
         result is the codebook-only model.
         """
+        # The products here are small: one BLAS thread is faster, and it does not fight the
+        # OpenMP threads torch leaves spinning after encoding (3-5x slower fits otherwise).
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X, Y, code_ids=code_ids, code_vectors=code_vectors,
+                             piece_vectors=piece_vectors, piece_code=piece_code, context=context,
+                             texts=texts, context_texts=context_texts, extra=extra, mask=mask,
+                             groups=groups)
+
+    def _fit(self, X, Y, *, code_ids, code_vectors, piece_vectors, piece_code, context, texts,
+             context_texts, extra, mask, groups):
         X = np.asarray(X, dtype=np.float32).reshape(-1, np.asarray(code_vectors).shape[1])
         Y = np.asarray(Y, dtype=np.int8).reshape(len(X), len(code_ids))
         n, k = Y.shape
@@ -205,8 +216,10 @@ class CodeSuggester(BaseEstimator):
             oof = np.zeros(Yt.shape)
             g = None if groups is None else np.asarray(groups)[labelled]
             for tr, te in self._folds(len(labelled), g):
+                # from the base rates, never from the full fit: a warm start from weights that
+                # saw the held-out fold leaks it into the "out-of-fold" scores
                 W_f, b_f = _fit_logistic(None if Xs is None else Xs[tr], Xd[tr], Yt[tr], self.C,
-                                         tol=self.tol * 10, init=(W, b))
+                                         tol=self.tol)
                 oof[te] = _sigmoid(_linear(None if Xs is None else Xs[te], Xd[te], W_f, b_f))
             for j, c in enumerate(trained):
                 w = self.weights_[c]
