@@ -7,8 +7,9 @@ import click
 
 
 def _walk(command: click.Command, name: str, ctx: click.Context | None):
+    # the same help option names as `coder` itself: click caches the help option per command
     sub = click.Context(command, info_name=name, parent=ctx, terminal_width=80,
-                        max_content_width=80)
+                        max_content_width=80, help_option_names=["-h", "--help"])
     yield name, sub
     if isinstance(command, click.Group):
         for child_name in sorted(command.list_commands(sub)):
