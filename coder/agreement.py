@@ -43,6 +43,7 @@ import pandas as pd
 
 from .db import now
 from .errors import CoderError, InputError, NothingToDo, UnknownReference
+from .study import POSITIVE
 
 if TYPE_CHECKING:
     from .study import Study
@@ -51,7 +52,6 @@ MEASURES = ("percent_agreement", "cohen_kappa", "scott_pi", "fleiss_kappa", "kri
             "gwet_ac1", "brennan_prediger")
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 WEIGHTS = ("linear", "quadratic")
-POSITIVE = ("confirmed", "added")
 DECIDED = ("confirmed", "added", "rejected", "no_code")  # 'auto' is not a human decision
 MACHINE = "machine"
 DEFAULT_RESAMPLES = 1000

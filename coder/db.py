@@ -6,6 +6,7 @@ is on disk when the call returns and a failed import leaves the file exactly as 
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,6 +21,11 @@ from .migrations import MIGRATIONS
 def now() -> str:
     """UTC timestamp with seconds, ISO 8601: what every row's time column holds."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def text_hash(text: str) -> str:
+    """sha256 of a text's UTF-8 bytes: segments.text_hash and the embedding cache key."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Database:

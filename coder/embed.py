@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from .db import text_hash
+
 if TYPE_CHECKING:
     from .study import Study
 
@@ -30,11 +32,6 @@ class Embedder(Protocol):
     name: str
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
-
-
-def text_hash(text: str) -> str:
-    """The cache key of a text: sha256 of its UTF-8 bytes (as segments.text_hash)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

@@ -29,7 +29,6 @@ code + coder), so exporting the same study twice gives the same GUIDs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -45,7 +44,7 @@ from lxml import etree
 
 from . import __version__
 from .codebook import Code, Codebook, from_dict
-from .db import now
+from .db import now, text_hash
 from .errors import CodebookError, InputError, StudyError, UnknownReference
 
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -249,10 +248,6 @@ class ProjectExport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -365,7 +360,7 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
         if m["coder"] is not None and m["coder"] not in user_guid:
             continue  # a memo by a coder who is not exported
         doc_name = next((d["name"] for d in docs if d["id"] == m["doc"]), None)
-        key = ("memo", doc_name, m["position"], m["coder"], m["created_at"], _sha(m["text"]))
+        key = ("memo", doc_name, m["position"], m["coder"], m["created_at"], text_hash(m["text"]))
         g = guid(*key)
         info = {"kind": "memo", "document": doc_name, "segment": m["position"],
                 "coder": m["coder"]}
@@ -393,7 +388,7 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
         etree.SubElement(src, f"{P}Description").text = coder_line(info)
         files[f"sources/{g}.txt"] = d["text"]
         segments_json[g] = {
-            "text_sha256": _sha(d["text"]),
+            "text_sha256": text_hash(d["text"]),
             "segments": [[s["position"], s["turn"], s["start_char"], s["end_char"], s["label"],
                           s["start_time"], s["end_time"], s["text"], s["text_hash"]]
                          for s in db.query(
@@ -996,7 +991,7 @@ def _insert_document(study, src: _Source, name: str, unit: str, saved: dict | No
     db = study.db
     info = src.info or {}
     speakers_info = {s.get("label"): s for s in info.get("speakers", []) if isinstance(s, dict)}
-    exact = (saved is not None and saved.get("text_sha256") == _sha(src.text)
+    exact = (saved is not None and saved.get("text_sha256") == text_hash(src.text)
              and info.get("unit") == unit)
     if not exact:
         from .errors import CoderError
@@ -1017,7 +1012,7 @@ def _insert_document(study, src: _Source, name: str, unit: str, saved: dict | No
             "INSERT INTO documents (name, source_path, format, encoding, sha256, text, unit, "
             "metadata, imported_at) VALUES (?,?,?,?,?,?,?,?,?)",
             (name, None, info.get("format") or "qdpx", "utf-8",
-             info.get("sha256") or _sha(src.text), src.text, unit,
+             info.get("sha256") or text_hash(src.text), src.text, unit,
              json.dumps({"refi_guid": src.guid}), src.created or now())).lastrowid
         rows = [dict(zip(("position", "turn", "start", "end", "label", "start_time",
                           "end_time", "text", "text_hash"), r)) for r in saved["segments"]]

@@ -116,13 +116,6 @@ class BulkReport:
         return self.codes.loc[self.codes["qualified"], "path"].tolist()
 
 
-def _one(db, sql: str, params: tuple = ()):
-    """First row or None, reading the result to the end: a half-read SELECT keeps its read
-    snapshot open, and a long-lived review process must not hold an old one."""
-    rows = db.query(sql, params)
-    return rows[0] if rows else None
-
-
 # -- deciding ----------------------------------------------------------------------------------
 def _row_dict(row) -> dict[str, Any]:
     return {k: row[k] for k in _ROW_COLUMNS}
@@ -140,12 +133,12 @@ def _resolve_code(book: Codebook, ref: str) -> str:
 
 def _existing_coder(study: Study, coder: str) -> int | None:
     """The coder's id, or None for a name not seen yet (reading never creates a coder)."""
-    row = _one(study.db, "SELECT id FROM coders WHERE name=?", (check_coder_name(coder),))
+    row = study.db.one("SELECT id FROM coders WHERE name=?", (check_coder_name(coder),))
     return row["id"] if row else None
 
 
 def _check_segment(study: Study, segment_id: int) -> None:
-    if _one(study.db, "SELECT 1 FROM segments WHERE id=?", (int(segment_id),)) is None:
+    if study.db.one("SELECT 1 FROM segments WHERE id=?", (int(segment_id),)) is None:
         raise UnknownReference(f"unknown segment {segment_id}")
 
 
@@ -173,7 +166,7 @@ def decide(study: Study, coder: str, segment_id: int, code_id: str | None, decis
     with study.db.transaction() as conn:
         _check_segment(study, segment_id)
         if code_id is not None and (model_version is None or suggestion_score is None):
-            sug = _one(study.db, "SELECT score, model_version FROM suggestions "
+            sug = study.db.one("SELECT score, model_version FROM suggestions "
                                "WHERE segment_id=? AND code_id=?", (segment_id, code_id))
             if sug is not None:
                 model_version = sug["model_version"] if model_version is None else model_version
@@ -206,7 +199,7 @@ def decide(study: Study, coder: str, segment_id: int, code_id: str | None, decis
             " source=excluded.source, created_at=excluded.created_at",
             (segment_id, cid, code_id, decision, book.version, model_version, suggestion_score,
              memo, seconds, source, stamp))
-        row = _one(study.db, "SELECT id FROM codings WHERE segment_id=? AND coder_id=? AND "
+        row = study.db.one("SELECT id FROM codings WHERE segment_id=? AND coder_id=? AND "
                            "COALESCE(code_id, '')=?", (segment_id, cid, key))
         if _record:
             after = _rows_of(study, segment_id, cid)
@@ -221,7 +214,7 @@ def undo(study: Study, coder: str) -> Undone:
     """Revert the coder's last decision not yet undone: the rows it touched go back as they were."""
     cid = study.coder_id(coder, create=False)
     with study.db.transaction() as conn:
-        action = _one(study.db, "SELECT * FROM review_actions WHERE coder_id=? AND undone_at IS NULL"
+        action = study.db.one("SELECT * FROM review_actions WHERE coder_id=? AND undone_at IS NULL"
                               " ORDER BY id DESC LIMIT 1", (cid,))
         if action is None:
             raise NothingToDo(f"coder '{coder}' has no decision to undo")
@@ -236,7 +229,7 @@ def undo(study: Study, coder: str) -> Undone:
                 conn.execute(f"INSERT INTO codings ({cols}) VALUES ({','.join('?' * len(prev))})",
                              tuple(prev[k] for k in _ROW_COLUMNS))
         conn.execute("UPDATE review_actions SET undone_at=? WHERE id=?", (now(), action["id"]))
-    where = _one(study.db, "SELECT document, position FROM segment_view WHERE segment_id=?", (seg,))
+    where = study.db.one("SELECT document, position FROM segment_view WHERE segment_id=?", (seg,))
     label = f"{where['document']} #{where['position']}" if where else f"segment {seg}"
     return Undone(segment_id=seg, restored=len(changes), description=f"undid decision on {label}")
 
@@ -404,12 +397,12 @@ def codings_list(study: Study, coder: str | None = None, history: bool = False) 
 # -- spreadsheet round trip ---------------------------------------------------------------------
 def fingerprint(study: Study) -> str:
     """A stable id of the study (stored on first use) so a sheet from another study is caught."""
-    row = _one(study.db, "SELECT value FROM study_info WHERE key='study_id'")
+    row = study.db.one("SELECT value FROM study_info WHERE key='study_id'")
     if row is None:
         with study.db.transaction() as conn:
             conn.execute("INSERT OR IGNORE INTO study_info VALUES ('study_id', ?)",
                          (uuid.uuid4().hex,))
-        row = _one(study.db, "SELECT value FROM study_info WHERE key='study_id'")
+        row = study.db.one("SELECT value FROM study_info WHERE key='study_id'")
     return row["value"]
 
 

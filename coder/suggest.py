@@ -26,12 +26,12 @@ from .db import now
 from .embed import Embedder, default_embedder, embed_segments, embed_texts
 from .errors import CoderError, NothingToDo, UnknownReference
 from .model import CodeSuggester
+from .study import POSITIVE
 
 if TYPE_CHECKING:
     from .codebook import Code, Codebook
     from .study import Study
 
-POSITIVE = ("confirmed", "added")
 NEGATIVE = ("rejected",)
 SUGGESTION_COLUMNS = ["document", "segment", "speaker", "text", "code", "score", "rank", "source",
                       "model_version"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .db import now
+from .db import now, text_hash
 from .errors import InputError
 from .segment import UNITS, Segment, Turn, segment
 
@@ -330,7 +330,7 @@ def import_text(study: Study, name: str, text: str, *, unit: str = "turn", fmt: 
     if unit == "turn" and not labelled:
         unit = "paragraph"
     t = Transcript(name=name, path=Path(name), format=fmt, encoding="utf-8",
-                   sha256=sha256 or hashlib.sha256(text.encode("utf-8")).hexdigest(), text=text,
+                   sha256=sha256 or text_hash(text), text=text,
                    turns=turns, labelled=labelled)
     with study.db.transaction():
         _store(study, t, unit, interviewer_labels(interviewer), False, ImportReport())
@@ -436,10 +436,6 @@ def _participant_id(db, name: str) -> int:
         return row["id"]
     return db.execute("INSERT INTO participants (name, created_at) VALUES (?,?)",
                       (name, now())).lastrowid
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # -- participants ----------------------------------------------------------------------------

@@ -348,8 +348,7 @@ class ReviewApp(App):
 
     def _suggested(self, code_id: str) -> bool:
         item = self.item
-        return item is not None and review._one(
-            self.study.db,
+        return item is not None and self.study.db.one(
             "SELECT 1 FROM suggestions WHERE segment_id=? AND code_id=?",
             (item.segment_id, code_id)) is not None
 
