@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -105,7 +106,9 @@ class HashingEmbedder:
         return _normalise(out)
 
 
+@lru_cache(maxsize=1)
 def default_embedder() -> Embedder:
+    """One model per process: suggest, train and suggest again must not reload the weights."""
     return SentenceTransformerEmbedder()
 
 
