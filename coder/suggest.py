@@ -244,16 +244,18 @@ def suggest(study: Study, *, documents: list[str] | None = None, top_k: int = 3,
         full[:, [i for i, c in enumerate(model_code_objs) if c is not None]] = mask
         mask = full
     scores = model.predict_proba(feats.X[rows], mask=mask, **feats.kwargs(rows))
-    records = []
-    for i in range(len(sub)):
-        order = np.argsort(-scores[i], kind="stable")[:top_k]
-        rank = 0
-        for c in order:
-            if not mask[i, c] or scores[i, c] < min_score:
-                continue
-            rank += 1
-            records.append((int(sub.at[i, "segment_id"]), model_codes[c], float(scores[i, c]), rank,
-                            model.source_of(c), float(model.thresholds_[c])))
+    # the top_k codes of each row; ranks count only the codes that pass
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    passes = np.take_along_axis(mask, top, axis=1) & (top_scores >= min_score)
+    ranks = np.cumsum(passes, axis=1)
+    row, col = np.nonzero(passes)
+    picked = top[row, col]
+    sources = [model.source_of(c) for c in range(len(model_codes))]
+    records = list(zip(sub["segment_id"].to_numpy()[row].astype(int).tolist(),
+                       [model_codes[c] for c in picked], top_scores[row, col].tolist(),
+                       ranks[row, col].astype(int).tolist(), [sources[c] for c in picked],
+                       model.thresholds_[picked].astype(float).tolist()))
     stamp = now()
     with study.db.transaction() as conn:
         if version is None:
