@@ -5,11 +5,16 @@ Two sources of evidence, blended per code by how much labelled evidence the code
 * **codebook** (zero-shot): the cosine similarity ``s_c`` between a segment's embedding and the
   code's text (half the similarity to the mean of its pieces: name, description, include,
   items, examples and, once there are any, the centroid of its confirmed segments; half the
-  best single piece). It becomes a score through a logistic map,
-  ``z_c = sigmoid(a_c * f_c + b_c)`` with ``f_c = ((s_c - zs_offset) + (s_c - s_best)) /
-  zs_scale`` (``s_best``: the best similarity among the codes allowed for the segment). Before
-  any training ``a_c = 1, b_c = 0``; once a code has labelled segments (at least 3 positives
-  and 3 negatives) ``a_c, b_c`` are fitted to them (Platt scaling), so the score is calibrated.
+  best single piece). Three parts make its log-odds ``g_c = log(1 / (K - 1)) + m * margin_c +
+  a * absolute_c + c0``: a prior (``K`` codes are allowed for the segment, so one of them
+  applies with odds 1 : K-1), ``margin_c = (s_c - s_best) / zs_scale`` (``s_best``: the best
+  similarity among the allowed codes) and ``absolute_c = (s_c - zs_offset) / zs_scale``.
+  The day-one constants ``m, a, c0`` were fitted on coded interviews with two other codebooks
+  (``training/fit_zero_shot.py``); once the study has 10 labelled positives they are refitted
+  to its own decisions, and each code then gets ``z_c = sigmoid(alpha_c * g_c + beta_c)``,
+  shrunk towards ``alpha = 1, beta = 0`` (``zs_shrink``) so that a code with a handful of
+  decisions moves a little. These fits use out-of-fold similarities (a segment never sits in
+  the centroid it is compared with), so the score is a calibrated probability, not a cosine.
 * **classifier**: once a code has ``min_positives`` confirmed segments (and some negatives), a
   logistic regression over [TF-IDF of the segment, TF-IDF of the previous turn, the segment's
   embedding, extra features such as speaker role] gives ``p_c``. (The previous turn's embedding
@@ -31,11 +36,15 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, KFold
 from threadpoolctl import threadpool_limits
 
 SOURCES = ("codebook", "blend", "classifier")
+
+# Zero-shot log-odds constants used before a study has decisions of its own (margin, absolute
+# similarity, intercept) and the day-one threshold; fitted by `training/fit_zero_shot.py`
+# (the command and its output are in training/README.md).
+ZS_DAY_ONE = {"margin": 0.22, "absolute": 0.204, "intercept": 0.629, "threshold": 0.141}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -55,7 +64,12 @@ class CodeSuggester(BaseEstimator):
                  tfidf: bool = True, context: bool = True, context_embedding: bool = False,
                  max_features: int = 5000,
                  min_df: int = 3, embedding_weight: float = 1.0, cv: int = 3,
-                 zs_offset: float = 0.30, zs_scale: float = 0.05, classifier_source_at: float = 0.9,
+                 zs_offset: float = 0.30, zs_scale: float = 0.05, zs_prior: bool = True,
+                 zs_margin: float = ZS_DAY_ONE["margin"],
+                 zs_absolute: float = ZS_DAY_ONE["absolute"],
+                 zs_intercept: float = ZS_DAY_ONE["intercept"],
+                 zs_threshold: float = ZS_DAY_ONE["threshold"], zs_shrink: float = 5.0,
+                 study_calibration_at: int = 10, classifier_source_at: float = 0.9,
                  tol: float = 1e-4, seed: int = 0):
         self.min_positives = min_positives
         self.blend_k = blend_k
@@ -69,28 +83,39 @@ class CodeSuggester(BaseEstimator):
         self.cv = cv
         self.zs_offset = zs_offset
         self.zs_scale = zs_scale
+        self.zs_prior = zs_prior
+        self.zs_margin = zs_margin
+        self.zs_absolute = zs_absolute
+        self.zs_intercept = zs_intercept
+        self.zs_threshold = zs_threshold
+        self.zs_shrink = zs_shrink
+        self.study_calibration_at = study_calibration_at
         self.classifier_source_at = classifier_source_at
         self.tol = tol
         self.seed = seed
 
     # -- zero-shot --------------------------------------------------------------------------
     def _similarity(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        mean_sim = X @ self.prototypes_.T
-        piece_sim = X @ self.pieces_.T
-        best_piece = np.full_like(mean_sim, -1.0)
-        for c in range(len(self.code_ids_)):
-            cols = self.piece_code_ == c
-            if cols.any():
-                best_piece[:, c] = piece_sim[:, cols].max(axis=1)
-        return 0.5 * mean_sim + 0.5 * best_piece
+        return _similarity(X, self.prototypes_, self.pieces_, self.piece_code_)
 
-    def _zero_shot_feature(self, X: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        s = self._similarity(X)
-        allowed = s if mask is None else np.where(mask, s, -np.inf)
+    def _zero_shot_parts(self, S: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """(n, codes, 4): prior log-odds, margin, absolute similarity, 1 (for the intercept)."""
+        allowed = S if mask is None else np.where(mask, S, -np.inf)
         best = allowed.max(axis=1, keepdims=True)
         best = np.where(np.isfinite(best), best, 0.0)
-        return ((s - self.zs_offset) + (s - best)) / self.zs_scale
+        K = np.full((len(S), 1), S.shape[1]) if mask is None else \
+            np.asarray(mask, bool).sum(axis=1, keepdims=True)
+        prior = np.where(K >= 2, -np.log(np.maximum(K - 1, 1)), 0.0) if self.zs_prior else 0.0
+        return np.stack(np.broadcast_arrays(prior, (S - best) / self.zs_scale,
+                                            (S - self.zs_offset) / self.zs_scale,
+                                            np.ones_like(S)), axis=-1)
+
+    def _zero_shot_logit(self, parts: np.ndarray) -> np.ndarray:
+        return parts[..., 0] + parts[..., 1:] @ self.zs_coef_
+
+    def _zero_shot(self, X: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        g = self._zero_shot_logit(self._zero_shot_parts(self._similarity(X), mask))
+        return _sigmoid(g * self.zs_a_ + self.zs_b_)
 
     # -- classifier features ----------------------------------------------------------------
     def _vectorizer(self) -> TfidfVectorizer:
@@ -157,43 +182,50 @@ class CodeSuggester(BaseEstimator):
         Y = np.asarray(Y, dtype=np.int8).reshape(len(X), len(code_ids))
         n, k = Y.shape
         self.code_ids_ = np.asarray(list(code_ids), dtype=str)
-        self.prototypes_ = np.array(code_vectors, dtype=np.float32)
+        prototypes = np.array(code_vectors, dtype=np.float32)
         if piece_vectors is None:
-            piece_vectors, piece_code = self.prototypes_, np.arange(k)
-        self.pieces_ = np.asarray(piece_vectors, dtype=np.float32)
-        self.piece_code_ = np.asarray(piece_code, dtype=np.int32)
+            piece_vectors, piece_code = prototypes, np.arange(k)
+        pieces = np.asarray(piece_vectors, dtype=np.float32)
+        piece_code = np.asarray(piece_code, dtype=np.int32)
         if mask is not None:
             Y = np.where(np.asarray(mask, bool), Y, -1).astype(np.int8)
         # confirmed segments join the codebook text: their centroid is one more piece per code
-        extra_pieces, extra_owner = [], []
-        for c in range(k):
-            positive = Y[:, c] == 1
-            if positive.any():
-                v = X[positive].mean(axis=0)
-                extra_pieces.append(v / (np.linalg.norm(v) or 1.0))
-                extra_owner.append(c)
-        if extra_pieces:
-            self.pieces_ = np.vstack([self.pieces_, np.asarray(extra_pieces, np.float32)])
-            self.piece_code_ = np.r_[self.piece_code_, extra_owner].astype(np.int32)
-            for c in extra_owner:
-                v = self.pieces_[self.piece_code_ == c].mean(axis=0)
-                self.prototypes_[c] = v / (np.linalg.norm(v) or 1.0)
+        self.prototypes_, self.pieces_, self.piece_code_ = _with_centroids(
+            prototypes, pieces, piece_code, X, Y)
         texts = list(texts) if texts is not None else [""] * n
         context_texts = list(context_texts) if context_texts is not None else [""] * n
         self.n_extra_ = 0 if extra is None else int(np.asarray(extra).shape[1])
         self.n_positives_ = (Y == 1).sum(axis=0).astype(np.int32)
         self.n_negatives_ = (Y == 0).sum(axis=0).astype(np.int32)
 
-        # 1. zero-shot calibration (Platt) where a code has enough labels
+        # 1. zero-shot calibration, on out-of-fold similarities: a segment's own vector is never
+        #    in the centroid it is compared with (in-sample, every confirmed segment looks
+        #    typical of its code and the calibration comes out overconfident)
+        self.zs_coef_ = np.array([self.zs_margin, self.zs_absolute, self.zs_intercept])
         self.zs_a_ = np.ones(k, dtype=np.float64)
         self.zs_b_ = np.zeros(k, dtype=np.float64)
-        F = self._zero_shot_feature(X, mask) if n else np.zeros((0, k))
+        parts = np.zeros((n, k, 4))
+        if n:
+            S = np.zeros((n, k), dtype=np.float32)
+            folds = self._folds(n, groups) if n >= 2 else [(np.arange(n), np.arange(n))]
+            for tr, te in folds:
+                fold = _with_centroids(prototypes, pieces, piece_code, X[tr], Y[tr])
+                S[te] = _similarity(X[te], *fold)
+            parts = self._zero_shot_parts(S, mask)
+        labelled = Y >= 0
+        if (self.n_positives_.sum() >= self.study_calibration_at
+                and self.n_negatives_.sum() >= self.study_calibration_at):
+            # the study's own decisions, pooled over codes, replace the day-one constants
+            self.zs_coef_ = _fit_offset_logistic(parts[labelled][:, 1:], Y[labelled] == 1,
+                                                 parts[labelled][:, 0], self.zs_coef_, 1.0)
+        g = self._zero_shot_logit(parts)
         for c in range(k):
-            rows = Y[:, c] >= 0
-            if self.n_positives_[c] >= 3 and self.n_negatives_[c] >= 3:
-                lr = LogisticRegression(C=100.0, solver="lbfgs").fit(F[rows, c:c + 1], Y[rows, c])
-                self.zs_a_[c], self.zs_b_[c] = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-        Z = _sigmoid(F * self.zs_a_ + self.zs_b_) if n else F
+            rows = labelled[:, c]
+            if self.n_positives_[c] and self.n_negatives_[c]:
+                self.zs_a_[c], self.zs_b_[c] = _fit_offset_logistic(
+                    np.c_[g[rows, c], np.ones(rows.sum())], Y[rows, c] == 1, 0.0,
+                    np.array([1.0, 0.0]), self.zs_shrink)
+        Z = _sigmoid(g * self.zs_a_ + self.zs_b_)
 
         # 2. classifiers for codes with enough positives
         trained = [c for c in range(k)
@@ -206,7 +238,7 @@ class CodeSuggester(BaseEstimator):
         self.weights_ = np.zeros(k, dtype=np.float64)
         npos = self.n_positives_[trained].astype(np.float64)
         self.weights_[trained] = npos / (npos + self.blend_k)
-        self.thresholds_ = np.full(k, 0.5, dtype=np.float64)
+        self.thresholds_ = np.full(k, self.zs_threshold, dtype=np.float64)
         self.metrics_: list[dict[str, Any]] = []
         oof_scores = Z.copy()
         if trained:
@@ -258,7 +290,7 @@ class CodeSuggester(BaseEstimator):
             rows = Y[:, c] >= 0
             entry = {"code": str(self.code_ids_[c]), "support": int(self.n_positives_[c]),
                      "negatives": int(self.n_negatives_[c]), "source": self.source_of(c),
-                     "threshold": 0.5, "precision": None, "recall": None, "f1": None,
+                     "threshold": self.zs_threshold, "precision": None, "recall": None, "f1": None,
                      "evaluated": None}
             if self.n_positives_[c] and self.n_negatives_[c]:
                 t, p, r, f = _best_threshold(oof_scores[rows, c], Y[rows, c] == 1)
@@ -290,7 +322,7 @@ class CodeSuggester(BaseEstimator):
         n, k = len(X), len(self.code_ids_)
         if n == 0:
             return np.zeros((0, k))
-        scores = _sigmoid(self._zero_shot_feature(X, mask) * self.zs_a_ + self.zs_b_)
+        scores = self._zero_shot(X, mask)
         trained = np.flatnonzero(self.clf_index_ >= 0)
         if len(trained):
             texts = list(texts) if texts is not None else [""] * n
@@ -310,7 +342,7 @@ class CodeSuggester(BaseEstimator):
 
     # -- storage ----------------------------------------------------------------------------
     ARRAYS = ("code_ids_", "prototypes_", "pieces_", "piece_code_", "n_positives_",
-              "n_negatives_", "zs_a_", "zs_b_", "clf_index_", "coef_", "intercept_", "weights_",
+              "n_negatives_", "zs_coef_", "zs_a_", "zs_b_", "clf_index_", "coef_", "intercept_", "weights_",
               "thresholds_", "vocabulary_", "idf_")
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -324,8 +356,12 @@ class CodeSuggester(BaseEstimator):
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CodeSuggester:
         meta = json.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes().decode())
         params = dict(meta["params"])
-        # models stored before this parameter existed used the previous turn's embedding
+        # models stored before these parameters existed: the previous turn's embedding was
+        # used whenever context was on, and the zero-shot log-odds were margin + absolute
         params.setdefault("context_embedding", bool(params.get("context", False)))
+        if "zs_coef" not in arrays:
+            params.update(zs_prior=False, zs_margin=1.0, zs_absolute=1.0, zs_intercept=0.0)
+            arrays = {**arrays, "zs_coef": np.array([1.0, 1.0, 0.0])}
         model = cls(**params)
         for name in cls.ARRAYS:
             setattr(model, name, np.asarray(arrays[name.rstrip("_")]))
@@ -338,6 +374,58 @@ class CodeSuggester(BaseEstimator):
             vec.idf_ = model.idf_.astype(np.float32)
             model.vectorizer_ = vec
         return model
+
+
+def _similarity(X, prototypes, pieces, piece_code) -> np.ndarray:
+    """Half the cosine with the code's mean vector, half the best cosine with one piece."""
+    X = np.asarray(X, dtype=np.float32)
+    mean_sim = X @ prototypes.T
+    piece_sim = X @ pieces.T
+    best_piece = np.full_like(mean_sim, -1.0)
+    for c in range(len(prototypes)):
+        cols = piece_code == c
+        if cols.any():
+            best_piece[:, c] = piece_sim[:, cols].max(axis=1)
+    return 0.5 * mean_sim + 0.5 * best_piece
+
+
+def _with_centroids(prototypes, pieces, piece_code, X, Y):
+    """(prototypes, pieces, piece_code) with each code's confirmed-segment centroid added as
+    one more piece, and the code's prototype the mean of all its pieces."""
+    prototypes = np.array(prototypes, dtype=np.float32)
+    extra_pieces, extra_owner = [], []
+    for c in range(Y.shape[1]):
+        positive = Y[:, c] == 1
+        if positive.any():
+            v = X[positive].mean(axis=0)
+            extra_pieces.append(v / (np.linalg.norm(v) or 1.0))
+            extra_owner.append(c)
+    if not extra_pieces:
+        return prototypes, pieces, piece_code
+    pieces = np.vstack([pieces, np.asarray(extra_pieces, np.float32)])
+    piece_code = np.r_[piece_code, extra_owner].astype(np.int32)
+    for c in extra_owner:
+        v = pieces[piece_code == c].mean(axis=0)
+        prototypes[c] = v / (np.linalg.norm(v) or 1.0)
+    return prototypes, pieces, piece_code
+
+
+def _fit_offset_logistic(F: np.ndarray, y: np.ndarray, offset, w0: np.ndarray,
+                         shrink: float) -> np.ndarray:
+    """Weights ``w`` of ``P(y) = sigmoid(offset + F @ w)``, with an L2 pull of strength
+    ``shrink`` towards ``w0`` (few labels leave the weights near ``w0``)."""
+    F = np.asarray(F, dtype=np.float64)
+    t = np.asarray(y, dtype=np.float64)
+    offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), t.shape)
+
+    def objective(w):
+        z = offset + F @ w
+        d = w - w0
+        loss = float((np.logaddexp(0.0, z) - t * z).sum()) + 0.5 * shrink * float(d @ d)
+        return loss, F.T @ (_sigmoid(z) - t) + shrink * d
+
+    return minimize(objective, np.array(w0, dtype=np.float64), jac=True, method="L-BFGS-B",
+                    options={"maxiter": 200}).x
 
 
 def _linear(Xs, Xd, W: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -165,9 +165,12 @@ def _store_arrays(conn, version: int, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _existing_codebook_model(study: Study, book: Codebook, embedder: Embedder) -> int | None:
+    """The codebook model made with today's parameters (a coder upgrade that changes them, e.g.
+    the zero-shot constants, gets a new version, so each version's scores match its record)."""
+    params = json.dumps(CodeSuggester().get_params(), sort_keys=True)
     row = study.db.one("SELECT version FROM models WHERE kind='codebook' AND codebook_version=? "
-                       "AND embedder=? ORDER BY version DESC LIMIT 1",
-                       (book.version, embedder.name))
+                       "AND embedder=? AND params=? ORDER BY version DESC LIMIT 1",
+                       (book.version, embedder.name, params))
     return row["version"] if row else None
 
 
@@ -189,7 +192,7 @@ def _codebook_model_version(study: Study, book: Codebook, embedder: Embedder,
 
 # -- suggest -----------------------------------------------------------------------------------
 def suggest(study: Study, *, documents: list[str] | None = None, top_k: int = 3,
-            min_score: float = 0.3, recompute: bool = False, embedder: Embedder | None = None,
+            min_score: float = 0.05, recompute: bool = False, embedder: Embedder | None = None,
             include_interviewer: bool = False) -> pd.DataFrame:
     """Score segments and store up to ``top_k`` codes per segment scoring at least ``min_score``.
 

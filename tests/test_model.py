@@ -172,3 +172,65 @@ def test_confirmed_segments_join_the_code_prototype(emb):
     centroid /= np.linalg.norm(centroid)
     np.testing.assert_allclose(model.pieces_[-1], centroid, rtol=1e-5)
     assert model.piece_code_.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+# -- zero-shot calibration -------------------------------------------------------------------
+def test_day_one_scores_carry_the_prior_of_how_many_codes_compete(emb):
+    """With K codes allowed, a code nobody has decided on starts near 1/K, not at a cosine."""
+    model, X, texts = fitted(emb, Y=np.full((60, 3), -1, np.int8))
+    np.testing.assert_allclose(model.zs_coef_, [model.zs_margin, model.zs_absolute,
+                                                model.zs_intercept])
+    scores = model.predict_proba(X, texts=texts)
+    assert 0.0 < scores.mean() < 0.6
+    # the same segments with 2 of the 3 codes ruled out: the one left is likelier
+    mask = np.zeros((len(X), 3), bool)
+    mask[:, 0] = True
+    alone = model.predict_proba(X, texts=texts, mask=mask)[:, 0]
+    assert (alone > scores[:, 0]).all()
+    assert model.thresholds_.tolist() == [model.zs_threshold] * 3
+
+
+def test_study_decisions_recalibrate_the_codebook_scores(emb):
+    """Ten positives across codes refit the study-level constants; codes without a classifier
+    (min_positives out of reach) then score their own segments higher than the day-one map."""
+    _, Y = corpus()
+    day_one, X, texts = fitted(emb, Y=np.full((60, 3), -1, np.int8))
+    studied, _, _ = fitted(emb, Y=Y, min_positives=1000)
+    assert (studied.clf_index_ == -1).all()
+    assert not np.allclose(studied.zs_coef_, day_one.zs_coef_)
+    own = Y == 1
+    before = day_one.predict_proba(X, texts=texts)
+    after = studied.predict_proba(X, texts=texts)
+    assert after[own].mean() > before[own].mean() + 0.2
+    assert after[~own].mean() < 0.2
+    # calibrated on held-out similarities: the mean score is near the share of positives
+    assert abs(after.mean() - own.mean()) < 0.05
+
+
+def test_few_decisions_move_a_code_little(emb):
+    """Below the study-level threshold the per-code recalibration is shrunk to the day-one map."""
+    Y = np.full((60, 3), -1, np.int8)
+    Y[:2, 0] = (1, 0)
+    day_one, X, texts = fitted(emb, Y=np.full((60, 3), -1, np.int8))
+    model, _, _ = fitted(emb, Y=Y)
+    np.testing.assert_allclose(model.zs_coef_, day_one.zs_coef_)
+    assert abs(model.zs_a_[0] - 1) < 0.2 and abs(model.zs_b_[0]) < 0.2
+    assert model.zs_a_[1:].tolist() == [1.0, 1.0]
+
+
+def test_models_stored_before_the_calibrated_zero_shot_still_load(emb):
+    """Arrays written before `zs_coef` existed: same scores as the fixed map they were made with."""
+    model, X, texts = fitted(emb, Y=np.full((60, 3), -1, np.int8))
+    arrays = model.to_arrays()
+    meta = json.loads(arrays["meta"].tobytes())
+    for name in ("zs_prior", "zs_margin", "zs_absolute", "zs_intercept", "zs_threshold",
+                 "zs_shrink", "study_calibration_at", "context_embedding"):
+        del meta["params"][name]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    del arrays["zs_coef"]
+    old = CodeSuggester.from_arrays(arrays)
+    S = old._similarity(X)
+    best = S.max(axis=1, keepdims=True)
+    f = ((S - 0.30) + (S - best)) / 0.05  # the map of the first release
+    np.testing.assert_allclose(old.predict_proba(X, texts=texts), 1 / (1 + np.exp(-f)),
+                               rtol=1e-6, atol=1e-9)

@@ -140,6 +140,22 @@ def test_only_leaf_codes_are_suggested(toy, emb):
     assert "bar" not in set(df["code_id"])
 
 
+def test_codebook_model_is_a_new_version_when_its_parameters_change(toy, emb):
+    """Scores must match the model record they cite: suggestions made by an upgraded coder whose
+    day-one constants differ get a new codebook model version; the old record is untouched."""
+    lib.suggest(toy, embedder=emb, min_score=0.0)
+    toy.db.execute("UPDATE models SET params = ? WHERE version = 1",
+                   (json.dumps({"zs_margin": 1.0}),))
+    df = lib.suggest(toy, embedder=emb, min_score=0.0, recompute=True)
+    assert set(df["model_version"]) == {2}
+    assert [r["kind"] for r in toy.db.query("SELECT kind FROM models ORDER BY version")] == [
+        "codebook", "codebook"]
+    assert json.loads(toy.db.one("SELECT params FROM models WHERE version=1")[0]) == {
+        "zs_margin": 1.0}
+    again = lib.suggest(toy, embedder=emb, min_score=0.0, recompute=True)
+    assert set(again["model_version"]) == {2}
+
+
 # -- caching and duplicates -------------------------------------------------------------------
 def test_second_run_encodes_nothing_and_never_duplicates(toy, emb):
     lib.suggest(toy, embedder=emb, min_score=0.0)

@@ -19,7 +19,7 @@ def register(cli):
     @documents_option
     @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
                   help="Most codes to suggest per segment.")
-    @click.option("--min-score", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+    @click.option("--min-score", type=click.FloatRange(0, 1), default=0.05, show_default=True,
                   help="Lowest calibrated score worth suggesting.")
     @click.option("--recompute", is_flag=True,
                   help="Re-score segments that already have suggestions from the current model.")
