@@ -18,7 +18,12 @@ from .study import Study
 
 PACKAGE = Path(__file__).resolve().parent
 DEMO_DATA = PACKAGE / "demo_data"
-SEED_CODEBOOK = PACKAGE.parent / "codebook" / "sme_internationalization.yaml"
+# codebook/ in a checkout; a wheel installs that folder as coder/codebooks (pyproject's
+# package-dir), so an installed coder carries the seed codebook too
+SEED_CODEBOOK = next((folder / "sme_internationalization.yaml"
+                      for folder in (PACKAGE.parent / "codebook", PACKAGE / "codebooks")
+                      if (folder / "sme_internationalization.yaml").exists()),
+                     PACKAGE.parent / "codebook" / "sme_internationalization.yaml")
 TRANSCRIPT_SUFFIXES = (".txt", ".docx", ".vtt", ".srt", ".md", ".csv")
 
 
