@@ -212,15 +212,15 @@ class CodeSuggester(BaseEstimator):
                 fold = _with_centroids(prototypes, pieces, piece_code, X[tr], Y[tr])
                 S[te] = _similarity(X[te], *fold)
             parts = self._zero_shot_parts(S, mask)
-        labelled = Y >= 0
+        known = Y >= 0
         if (self.n_positives_.sum() >= self.study_calibration_at
                 and self.n_negatives_.sum() >= self.study_calibration_at):
             # the study's own decisions, pooled over codes, replace the day-one constants
-            self.zs_coef_ = _fit_offset_logistic(parts[labelled][:, 1:], Y[labelled] == 1,
-                                                 parts[labelled][:, 0], self.zs_coef_, 1.0)
+            self.zs_coef_ = _fit_offset_logistic(parts[known][:, 1:], Y[known] == 1,
+                                                 parts[known][:, 0], self.zs_coef_, 1.0)
         g = self._zero_shot_logit(parts)
         for c in range(k):
-            rows = labelled[:, c]
+            rows = known[:, c]
             if self.n_positives_[c] and self.n_negatives_[c]:
                 self.zs_a_[c], self.zs_b_[c] = _fit_offset_logistic(
                     np.c_[g[rows, c], np.ones(rows.sum())], Y[rows, c] == 1, 0.0,
