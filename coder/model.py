@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import brier_score_loss, log_loss
 from sklearn.model_selection import GroupKFold, KFold
 from threadpoolctl import threadpool_limits
 
@@ -142,14 +143,9 @@ class CodeSuggester(BaseEstimator):
             blocks.append(rows[inverse[len(texts):]])
         return sp.hstack(blocks, format="csr", dtype=np.float64)
 
-    def _design(self, X, context, texts, context_texts, extra, tfidf=None):
-        """The classifier's inputs as (sparse TF-IDF block or None, dense float64 block)."""
+    def _design(self, Xs, X, context, extra):
+        """The classifier's inputs: the sparse TF-IDF block (or None) and the dense float64 block."""
         n = len(X)
-        Xs = None
-        if tfidf is not None:
-            Xs = tfidf
-        elif self.tfidf and self.vectorizer_ is not None:
-            Xs = self._tfidf(texts, context_texts)
         dense = [np.asarray(X, dtype=np.float64) * self.embedding_weight]
         if self.context and self.context_embedding:
             ctx = np.zeros_like(dense[0]) if context is None else np.asarray(context, np.float64)
@@ -255,10 +251,9 @@ class CodeSuggester(BaseEstimator):
                     self.idf_ = self.vectorizer_.idf_.astype(np.float32)
                 except ValueError:  # empty vocabulary: texts with no words
                     self.vectorizer_ = None
-            Xs, Xd = self._design(X[labelled], None if context is None else
-                                  np.asarray(context)[labelled], None, None,
-                                  None if extra is None else np.asarray(extra)[labelled],
-                                  tfidf=tfidf)
+            Xs, Xd = self._design(tfidf, X[labelled], None if context is None else
+                                  np.asarray(context)[labelled],
+                                  None if extra is None else np.asarray(extra)[labelled])
             Yt = Y[np.ix_(labelled, trained)]
             oof = np.zeros(Yt.shape)
             g = None if groups is None else np.asarray(groups)[labelled]
@@ -327,7 +322,8 @@ class CodeSuggester(BaseEstimator):
         if len(trained):
             texts = list(texts) if texts is not None else [""] * n
             context_texts = list(context_texts) if context_texts is not None else [""] * n
-            Xs, Xd = self._design(X, context, texts, context_texts, extra)
+            tfidf = self._tfidf(texts, context_texts) if self.vectorizer_ is not None else None
+            Xs, Xd = self._design(tfidf, X, context, extra)
             logits = _linear(Xs, Xd, self.coef_.T.astype(np.float64), self.intercept_)
             for c in trained:
                 p = _sigmoid(np.asarray(logits[:, self.clf_index_[c]]).ravel())
@@ -411,18 +407,19 @@ def _with_centroids(prototypes, pieces, piece_code, X, Y):
 
 
 def _fit_offset_logistic(F: np.ndarray, y: np.ndarray, offset, w0: np.ndarray,
-                         shrink: float) -> np.ndarray:
-    """Weights ``w`` of ``P(y) = sigmoid(offset + F @ w)``, with an L2 pull of strength
-    ``shrink`` towards ``w0`` (few labels leave the weights near ``w0``)."""
+                         shrink: float, weight=1.0) -> np.ndarray:
+    """Weights ``w`` of ``P(y) = sigmoid(offset + F @ w)`` (rows weighted by ``weight``), with
+    an L2 pull of strength ``shrink`` towards ``w0`` (few labels leave the weights near ``w0``)."""
     F = np.asarray(F, dtype=np.float64)
     t = np.asarray(y, dtype=np.float64)
     offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), t.shape)
+    weight = np.broadcast_to(np.asarray(weight, dtype=np.float64), t.shape)
 
     def objective(w):
         z = offset + F @ w
         d = w - w0
-        loss = float((np.logaddexp(0.0, z) - t * z).sum()) + 0.5 * shrink * float(d @ d)
-        return loss, F.T @ (_sigmoid(z) - t) + shrink * d
+        loss = float((weight * (np.logaddexp(0.0, z) - t * z)).sum()) + 0.5 * shrink * float(d @ d)
+        return loss, F.T @ (weight * (_sigmoid(z) - t)) + shrink * d
 
     return minimize(objective, np.array(w0, dtype=np.float64), jac=True, method="L-BFGS-B",
                     options={"maxiter": 200}).x
@@ -496,6 +493,20 @@ def _fit_logistic(Xs, Xd, Y: np.ndarray, C: float, max_iter: int = 500, tol: flo
     res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "gtol": 1e-6, "ftol": tol})
     return res.x[:p * k].reshape(p, k), res.x[p * k:]
+
+
+def calibration(scores, outcomes, bins: int = 10) -> dict[str, float]:
+    """How far scores are from being probabilities: log-loss, Brier score and the expected
+    calibration error (the mean |mean score - share of positives| over equal-width bins,
+    weighted by the bins' sizes)."""
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-9, 1 - 1e-9)
+    y = np.asarray(outcomes, dtype=np.float64)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    ece = sum(abs(p[which == b].mean() - y[which == b].mean()) * (which == b).mean()
+              for b in range(bins) if (which == b).any())
+    return {"log_loss": float(log_loss(y, p, labels=[0, 1])),
+            "brier": float(brier_score_loss(y, p)), "ece": float(ece),
+            "mean_score": float(p.mean()), "positive_rate": float(y.mean())}
 
 
 def _best_threshold(scores: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:

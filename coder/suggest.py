@@ -92,6 +92,15 @@ def code_vectors(study: Study, codes: list[Code], embedder: Embedder):
     return protos, vectors, owner_arr
 
 
+def codebook_model(study: Study, codes: list[Code], embedder: Embedder,
+                   **params: Any) -> CodeSuggester:
+    """The model of day one: fitted on no labels, it scores from the codebook text alone."""
+    protos, pieces, owner = code_vectors(study, codes, embedder)
+    return CodeSuggester(**params).fit(
+        np.zeros((0, protos.shape[1])), np.zeros((0, len(codes))), code_ids=[c.id for c in codes],
+        code_vectors=protos, piece_vectors=pieces, piece_code=owner)
+
+
 def eligibility(codes: list[Code], segments: pd.DataFrame) -> np.ndarray:
     """(segments, codes) bool: a code with ``speakers`` applies only to those labels or roles."""
     labels = segments["speaker"].fillna("").astype(str).str.lower().to_numpy()
@@ -233,10 +242,7 @@ def suggest(study: Study, *, documents: list[str] | None = None, top_k: int = 3,
     rows = np.flatnonzero(target[keep])
     feats = segment_features(study, segs, embedder)
     if model is None:
-        protos, pieces, owner = code_vectors(study, codes, embedder)
-        model = CodeSuggester().fit(np.zeros((0, protos.shape[1])), np.zeros((0, len(codes))),
-                                    code_ids=[c.id for c in codes], code_vectors=protos,
-                                    piece_vectors=pieces, piece_code=owner)
+        model = codebook_model(study, codes, embedder)
     sub = segs.iloc[rows].reset_index(drop=True)
     model_codes = [str(c) for c in model.code_ids_]
     by_id = {c.id: c for c in codes}

@@ -47,6 +47,7 @@ import annomi_convert  # noqa: E402
 from coder import Study  # noqa: E402
 from coder import suggest as lib  # noqa: E402
 from coder.embed import SentenceTransformerEmbedder  # noqa: E402
+from coder.model import calibration  # noqa: E402
 
 THERAPIST = ["therapist:question", "therapist:reflection", "therapist:therapist_input",
              "therapist:other"]
@@ -117,10 +118,10 @@ def coder_scores(dev: pd.DataFrame, suggestions: pd.DataFrame) -> dict[str, floa
     best = top1(suggestions)
     out = scores(dev["code"], dev["segment_id"].map(best), dev["speaker"])
     score = dict(zip(zip(suggestions["segment_id"], suggestions["code_id"]), suggestions["score"]))
-    return {**out, **calibration(dev, lambda seg, code: score.get((seg, code), 0.0))}
+    return {**out, **dev_calibration(dev, lambda seg, code: score.get((seg, code), 0.0))}
 
 
-def calibration(dev: pd.DataFrame, score) -> dict[str, float]:
+def dev_calibration(dev: pd.DataFrame, score) -> dict[str, float]:
     """Every (dev utterance, code allowed for its speaker) cell: is the score a probability?
     Brier score, log-loss and expected calibration error (10 equal-width bins)."""
     p, y = [], []
@@ -128,30 +129,21 @@ def calibration(dev: pd.DataFrame, score) -> dict[str, float]:
         for c in (THERAPIST if who == "THERAPIST" else CLIENT):
             p.append(score(seg, c))
             y.append(c == code)
-    p, y = np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9), np.asarray(y, float)
-    bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum(abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).mean()
-              for b in range(10) if (bins == b).any())
-    return {"brier": float(np.mean((p - y) ** 2)), "ece": float(ece),
-            "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
+    return calibration(p, y)
 
 
 def first_release_map(study, dev: pd.DataFrame, emb) -> dict[str, float]:
     """Calibration of the fixed zero-shot map coder used before (sigmoid(margin + absolute))."""
-    from coder.model import CodeSuggester
-
     codes = lib.suggestable_codes(study.codebook())
-    protos, pieces, owner = lib.code_vectors(study, codes, emb)
-    old = CodeSuggester(zs_prior=False, zs_margin=1.0, zs_absolute=1.0, zs_intercept=0.0).fit(
-        np.zeros((0, protos.shape[1])), np.zeros((0, len(codes))), code_ids=[c.id for c in codes],
-        code_vectors=protos, piece_vectors=pieces, piece_code=owner)
+    old = lib.codebook_model(study, codes, emb, zs_prior=False, zs_margin=1.0, zs_absolute=1.0,
+                             zs_intercept=0.0)
     segs = study.segments(include_interviewer=True)
     segs = segs[segs["segment_id"].isin(set(dev["segment_id"]))].reset_index(drop=True)
     feats = lib.segment_features(study, segs, emb)
     P = old.predict_proba(feats.X, mask=lib.eligibility(codes, segs), **feats.kwargs())
     col = {c.id: j for j, c in enumerate(codes)}
     row = {s: i for i, s in enumerate(segs["segment_id"])}
-    return calibration(dev, lambda seg, code: float(P[row[seg], col[code]]))
+    return dev_calibration(dev, lambda seg, code: float(P[row[seg], col[code]]))
 
 
 def tfidf_baseline(codes: pd.DataFrame, dev: pd.DataFrame, balanced: bool) -> dict[str, float]:

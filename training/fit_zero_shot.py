@@ -27,15 +27,19 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coder import Study  # noqa: E402
 from coder.embed import default_embedder  # noqa: E402
-from coder.model import CodeSuggester, _best_threshold, _sigmoid  # noqa: E402
+from coder.model import (  # noqa: E402
+    _best_threshold,
+    _fit_offset_logistic,
+    _sigmoid,
+    calibration,
+)
 from coder.suggest import (  # noqa: E402
-    code_vectors,
+    codebook_model,
     eligibility,
     segment_features,
     suggestable_codes,
@@ -55,36 +59,22 @@ def cells(path: str, coders: list[str]):
     Y = Y[[order[s] for s in segs["segment_id"]]]
     mask = eligibility(codes, segs)
     X = segment_features(study, segs, embedder).X
-    protos, pieces, owner = code_vectors(study, codes, embedder)
-    model = CodeSuggester().fit(np.zeros((0, protos.shape[1])), np.zeros((0, len(codes))),
-                                code_ids=[c.id for c in codes], code_vectors=protos,
-                                piece_vectors=pieces, piece_code=owner)
+    model = codebook_model(study, codes, embedder)
     parts = model._zero_shot_parts(model._similarity(X), mask)
     labelled = (Y >= 0) & mask
     return parts[labelled], (Y[labelled] == 1).astype(np.float64)
 
 
-def calibration(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum(abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).mean()
-              for b in range(10) if (bins == b).any())
-    return {"log_loss": round(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))), 4),
-            "brier": round(float(np.mean((p - y) ** 2)), 4), "ece": round(float(ece), 4),
-            "mean_score": round(float(p.mean()), 4), "positive_rate": round(float(y.mean()), 4)}
+def rounded(figures: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in figures.items()}
 
 
 def fit(studies: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(margin, absolute, intercept) with every study weighted equally."""
     parts = np.vstack([p for p, _ in studies])
     y = np.concatenate([t for _, t in studies])
     weight = np.concatenate([np.full(len(t), 1.0 / len(t)) for _, t in studies])
-
-    def objective(w):
-        z = parts[:, 0] + parts[:, 1:] @ w
-        loss = float((weight * (np.logaddexp(0.0, z) - y * z)).sum())
-        return loss, parts[:, 1:].T @ (weight * (_sigmoid(z) - y))
-
-    return minimize(objective, np.zeros(3), jac=True, method="L-BFGS-B").x
+    return _fit_offset_logistic(parts[:, 1:], y, parts[:, 0], np.zeros(3), 0.0, weight)
 
 
 def main(argv=None) -> int:
@@ -106,8 +96,8 @@ def main(argv=None) -> int:
         t, precision, recall, f1 = _best_threshold(p, y == 1)
         thresholds.append(t)
         before = _sigmoid(parts[:, 1] + parts[:, 2])
-        report[name] = {"cells": int(len(y)), "fitted": calibration(p, y),
-                        "before (margin + absolute)": calibration(before, y),
+        report[name] = {"cells": int(len(y)), "fitted": rounded(calibration(p, y)),
+                        "before (margin + absolute)": rounded(calibration(before, y)),
                         "f1_threshold": round(t, 4), "precision": round(precision, 4),
                         "recall": round(recall, 4), "f1": round(f1, 4)}
     constants = {"margin": round(float(w[0]), 3), "absolute": round(float(w[1]), 3),
