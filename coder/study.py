@@ -216,10 +216,12 @@ class Study:
         if not create:
             raise UnknownReference(f"unknown coder '{name}'", hint="coders: " + (
                 ", ".join(self.coders()) or "none yet"))
+        # insert-or-get in one write transaction: the same new coder deciding from two places
+        # at once must not collide on the unique name
         with self.db.transaction() as conn:
-            cur = conn.execute("INSERT INTO coders (name, kind, created_at) VALUES (?,?,?)",
-                               (name, kind, now()))
-            return cur.lastrowid
+            conn.execute("INSERT INTO coders (name, kind, created_at) VALUES (?,?,?) "
+                         "ON CONFLICT(name) DO NOTHING", (name, kind, now()))
+            return conn.execute("SELECT id FROM coders WHERE name=?", (name,)).fetchone()[0]
 
     def coders(self) -> list[str]:
         return [r["name"] for r in self.db.query("SELECT name FROM coders ORDER BY id")]

@@ -30,11 +30,9 @@ def is_study_file(path: Path) -> bool:
     """A study is an SQLite file (or named .db/.sqlite); anything else is a ratings CSV."""
     if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
         return True
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
+    from ..db import is_sqlite_file
+
+    return is_sqlite_file(path)
 
 
 def _fmt(v) -> str:

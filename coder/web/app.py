@@ -12,8 +12,9 @@ Safety, because a browser is a shared place:
   (DNS rebinding); bound elsewhere, an access token printed at start-up is required;
 * Jinja2 autoescapes everything; the Content-Security-Policy allows only our own static
   scripts, so transcript text can never run as code;
-* one study connection per request, opened and closed in the worker thread that uses it
-  (SQLite in WAL mode: reads never block the one writer).
+* one study connection per worker thread, opened on first use and kept for the life of the
+  server (SQLite in WAL mode: reads never block the one writer; a connection that stays
+  open keeps its locks, so no other process can checkpoint the WAL away under it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +176,7 @@ class Web:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.env = _environment()
+        self._local = threading.local()
 
     # -- plumbing ---------------------------------------------------------------------------
     def render(self, request: Request, template: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -189,7 +192,11 @@ class Web:
             return None
 
     def open(self) -> Study:
-        return Study(self.settings.study_path)
+        """This worker thread's study connection, opened once and kept."""
+        study = getattr(self._local, "study", None)
+        if study is None:
+            study = self._local.study = Study(self.settings.study_path)
+        return study
 
     def refuse(self, request: Request, status: int, message: str) -> Response:
         if request.url.path.startswith("/api/") or request.method == "POST":
@@ -235,8 +242,6 @@ class Web:
                     return self.refuse(request, 400, str(e)) if (
                         write or request.url.path.startswith("/api/")) else self.render(
                         request, "error.html", status=400, message=str(e))
-                finally:
-                    study.close()
 
             response = await run_in_threadpool(run)
             response.headers.setdefault("Content-Security-Policy", CSP)
