@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .study import Study  # noqa: E402
+from coder.study import Study  # noqa: E402
 
 __all__ = ["Study", "__version__"]

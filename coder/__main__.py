@@ -1,6 +1,6 @@
 """`python -m coder ...`: the same as the `coder` command."""
 
-from .cli import main
+from coder.cli import main
 
 if __name__ == "__main__":
     main()

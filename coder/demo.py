@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CoderError
-from .study import Study
+from coder.errors import CoderError
+from coder.study import Study
 
 PACKAGE = Path(__file__).resolve().parent
 DEMO_DATA = PACKAGE / "demo_data"
@@ -45,7 +45,7 @@ def transcripts() -> list[Path]:
 def play_decisions(study: Study, path: Path) -> int:
     """Apply the bundled demo decisions through `coder.review.decide`, one transaction each,
     exactly as key presses in `coder review` would."""
-    from . import review
+    from coder import review
 
     book = study.codebook()
     seg_ids = {(r["document"], r["position"]): r["segment_id"]
@@ -62,8 +62,11 @@ def play_decisions(study: Study, path: Path) -> int:
 
 
 def run_demo(out: str | Path, *, echo: Callable[[str], None] = print,
-             embedder=None) -> DemoResult:
-    from . import chart, frequency, report, suggest
+             embedder=None, show_agreement: Callable | None = None) -> DemoResult:
+    """The whole pipeline on the bundled interviews. ``show_agreement`` prints the agreement
+    result (the CLI passes its rich table); by default it is echoed as a plain table."""
+    from coder.analysis import chart, frequency, report, tables
+    from coder.machine import suggest
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,10 +103,15 @@ def run_demo(out: str | Path, *, echo: Callable[[str], None] = print,
 
     echo("6/7  Results")
     _print_suggestions(study, echo)
-    _print_agreement(study, echo)
+    echo("")
+    agreement = study.agreement(["alice", "bob"], machine=True)
+    if show_agreement is not None:
+        show_agreement(agreement)
+    else:
+        echo(agreement.table().to_string())
     freq = frequency.frequencies(study, coders=["alice", "bob"], rule="any")
     echo("")
-    echo(report.to_text(freq))
+    echo(tables.to_text(freq))
 
     echo("7/7  Writing the report and the chart")
     result.outputs["report"] = report.report(study, out / "report.html", coders=["alice", "bob"])
@@ -133,10 +141,3 @@ def _print_suggestions(study: Study, echo) -> None:
         echo(f"  {doc} #{seg}: {text[:90]}{'...' if len(text) > 90 else ''}")
         for _, r in rows.iterrows():
             echo(f"      {r['score']:.2f}  {r['code']}  ({r['source']})")
-
-
-def _print_agreement(study: Study, echo) -> None:
-    from .cli.agree import _print_study
-
-    echo("")
-    _print_study(study.agreement(["alice", "bob"], machine=True))

@@ -24,9 +24,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from . import review
-from .errors import CoderError
-from .study import Study
+from coder import review
+from coder.errors import CoderError
+from coder.review.decisions import existing_coder
+from coder.study import Study
 
 KEYS = ("a accept  r reject  o other code  n no code  space tick  enter commit  s skip  "
         "u undo  m memo  q quit")
@@ -247,7 +248,7 @@ class ReviewApp(App):
         self.no_code_decided = False
         if item is None:
             return
-        cid = review._existing_coder(self.study, self.coder)
+        cid = existing_coder(self.study, self.coder)
         stored = {r["code_id"]: r["decision"] for r in self.study.db.query(
             "SELECT code_id, decision FROM codings WHERE segment_id=? AND coder_id=?",
             (item.segment_id, cid))}

@@ -17,7 +17,7 @@ import time
 import krippendorff
 import numpy as np
 
-from coder import agreement as A
+from coder.analysis import coefficients
 
 
 def timed_pair(ours, theirs, repeat: int) -> tuple[float, float, float, float]:
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--missing", type=float, default=0.10)
     ap.add_argument("--values", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=9)
-    ap.add_argument("--resamples", type=int, default=A.DEFAULT_RESAMPLES)
+    ap.add_argument("--resamples", type=int, default=coefficients.DEFAULT_RESAMPLES)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -59,14 +59,14 @@ def main() -> None:
     print(f"{'level':<10}{'coder (s)':>11}{'package (s)':>13}{'ratio':>8}{'alpha':>10}  same")
     for level in ("nominal", "interval"):
         t_ours, t_pkg, ours, pkg = timed_pair(
-            lambda lv=level: A.krippendorff_alpha(x, lv),
+            lambda lv=level: coefficients.krippendorff_alpha(x, lv),
             lambda lv=level: krippendorff.alpha(xt, level_of_measurement=lv), args.repeat)
         same = abs(ours - pkg) < 1e-9
         print(f"{level:<10}{t_ours:>11.3f}{t_pkg:>13.3f}{t_ours / t_pkg:>8.2f}{ours:>10.4f}  "
               f"{'yes' if same else 'NO (%.3g)' % abs(ours - pkg)}")
     for level in ("nominal", "interval"):
         t0 = time.perf_counter()
-        ci, info = A.alpha_bootstrap(x, level, resamples=args.resamples, seed=args.seed)
+        ci, info = coefficients.alpha_bootstrap(x, level, resamples=args.resamples, seed=args.seed)
         t = time.perf_counter() - t0
         print(f"bootstrap {level}: {t:.2f} s for {info['resamples']} resamples (seed "
               f"{info['seed']}, {info['valid']} valid): 95% interval [{ci[0]:.4f}, {ci[1]:.4f}]")

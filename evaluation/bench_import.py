@@ -25,7 +25,7 @@ def main(corpus: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             study = Study.create(Path(tmp) / "bench.db")
             if unit == "sentence":  # load spaCy's pipeline outside the timing, as a warm CLI would
-                from coder.segment import _sentencizer
+                from coder.sources.segment import _sentencizer
 
                 _sentencizer()
             t0 = time.perf_counter()

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from textual import events  # noqa: E402
 
 from coder import Study, review  # noqa: E402
-from coder.db import now  # noqa: E402
+from coder.store.db import now  # noqa: E402
 from coder.tui import ReviewApp  # noqa: E402
 
 CODEBOOK = ROOT / "codebook" / "sme_internationalization.yaml"

@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import annomi_convert  # noqa: E402
 
 from coder import Study  # noqa: E402
-from coder import suggest as lib  # noqa: E402
-from coder.embed import SentenceTransformerEmbedder  # noqa: E402
-from coder.model import calibration  # noqa: E402
+from coder.machine import suggest as lib  # noqa: E402
+from coder.machine.embed import SentenceTransformerEmbedder  # noqa: E402
+from coder.machine.model import calibration  # noqa: E402
 
 THERAPIST = ["therapist:question", "therapist:reflection", "therapist:therapist_input",
              "therapist:other"]

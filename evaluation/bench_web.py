@@ -60,7 +60,7 @@ def build_demo_study(folder: Path, fake: bool) -> tuple[Path, str]:
         how = "fake suggestions"
         if not fake:
             try:
-                from coder import suggest
+                from coder.machine import suggest
 
                 started = time.perf_counter()
                 suggest.suggest(study)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from coder.db import now
+from coder.store.db import now
 from coder.study import Study
 
 SMALL_CODEBOOK = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coder import Study
-from coder.db import now
+from coder.store.db import now
 
 # (document, position, code, score, rank): margins p01#4 0.05, p01#2 0.5, p02#2 0.7, p01#6 0.8
 SUGGESTIONS = [

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from coder import agreement as A
+from coder.analysis import agreement as A
+from coder.analysis import coefficients
 from coder.cli import cli
-from coder.db import now
+from coder.store.db import now
 
 
 def run(*args):
@@ -207,7 +208,7 @@ def test_study_cli_table_json_csv(coded, study_path, tmp_path):
     d = json.loads(r.output)
     assert d["units"] == 4 and [p["code_id"] for p in d["per_code"]][0] == "trig-domestic"
     for p in d["per_code"]:
-        for key in ("units", "coders", *A.MEASURES, "alpha_ci95"):
+        for key in ("units", "coders", *coefficients.MEASURES, "alpha_ci95"):
             assert key in p
     out = tmp_path / "agree.csv"
     r = run("agree", study_path, "--coders", "alice,bob", "--csv", out, "--resamples", 0)

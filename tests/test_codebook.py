@@ -3,8 +3,8 @@
 import pytest
 
 from coder import Study
-from coder.codebook import load
 from coder.errors import CodebookError, UnknownReference
+from coder.sources.codebook import load
 
 
 def write(tmp_path, name, text):

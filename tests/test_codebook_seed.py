@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coder.codebook import load
+from coder.sources.codebook import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "codebook" / "sme_internationalization.yaml"

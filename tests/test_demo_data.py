@@ -3,7 +3,7 @@
 import csv
 from pathlib import Path
 
-from coder.codebook import load
+from coder.sources.codebook import load
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "coder" / "demo_data"

@@ -1,4 +1,4 @@
-"""coder.frequency: who counts, how roll-ups and rounding work, and the errors users see."""
+"""coder.analysis.frequency: who counts, how roll-ups and rounding work, and the errors users see."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 from frequency_helpers import code, make_study
 
-from coder import frequency
+from coder.analysis import frequency
 from coder.errors import CoderError, NothingToDo, UnknownReference
 
 PEOPLE = {f"p{i}": {"group": "academics" if i <= 3 else "agencies"} for i in range(1, 9)}

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from frequency_helpers import code, make_study
 from openpyxl import load_workbook
 
-from coder import chart
+from coder.analysis import chart
 from coder.cli import cli
 
 PEOPLE = {f"p{i}": {"group": "academics" if i <= 3 else "agencies"} for i in range(1, 9)}
@@ -140,7 +140,7 @@ def test_chart_png_has_the_asked_size(path, tmp_path):
     grouped = tmp_path / "by.png"
     result = run("chart", path, grouped, "--by", "group", "--level", "factor")
     assert result.exit_code == 0, result.output
-    from coder import frequency
+    from coder.analysis import frequency
     from coder.study import Study
 
     with Study(path) as s:

@@ -30,7 +30,7 @@ import pytest
 from click.testing import CliRunner
 from frequency_helpers import code_counts, make_study
 
-from coder import frequency
+from coder.analysis import frequency
 from coder.cli import cli
 
 SEED_CODEBOOK = Path(__file__).parent.parent / "codebook" / "sme_internationalization.yaml"

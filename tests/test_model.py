@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from coder.embed import HashingEmbedder
-from coder.model import CodeSuggester, _best_threshold
+from coder.machine.embed import HashingEmbedder
+from coder.machine.model import CodeSuggester, _best_threshold
 
 TOPICS = {
     "finance": "money bank loans grants funding capital cost",
@@ -144,7 +144,7 @@ def test_joint_solver_matches_scikit_learn_logistic_regression():
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
-    from coder.model import _fit_logistic, _linear
+    from coder.machine.model import _fit_logistic, _linear
 
     rng = np.random.default_rng(1)
     Xd = rng.normal(size=(200, 6))

@@ -17,19 +17,11 @@ from click.testing import CliRunner
 from lxml import etree
 
 from coder import Study
-from coder import codebook as codebook_mod
 from coder.cli import cli
 from coder.errors import CodebookError
-from coder.refi import (
-    CODEBOOK_NS,
-    PROJECT_NS,
-    RefiError,
-    export_project,
-    import_project,
-    read_codebook,
-    split_description,
-    write_codebook,
-)
+from coder.exchange import export_project, read_codebook, write_codebook
+from coder.sources import codebook as codebook_mod
+from coder.sources.qdaxml import CODEBOOK_NS, PROJECT_NS, RefiError, split_description
 
 NS = {"q": PROJECT_NS}
 P = f"{{{PROJECT_NS}}}"
@@ -401,7 +393,7 @@ def test_round_trip(coded, tmp_path):
     export_project(coded, first, include_suggestions=True)
     (tmp_path / "b").mkdir()
     warnings: list[str] = []
-    imported = import_project(tmp_path / "b" / "study.db", first, warnings=warnings)
+    imported = Study.import_project(tmp_path / "b" / "study.db", first, warnings=warnings)
     assert warnings == []
     assert snapshot(imported) == snapshot(coded)
     second = tmp_path / "second.qdpx"
@@ -415,7 +407,7 @@ def test_round_trip(coded, tmp_path):
 
 def test_import_with_another_unit_maps_offsets_to_overlapping_segments(coded, tmp_path):
     export_project(coded, tmp_path / "s.qdpx")
-    study = import_project(tmp_path / "sent.db", tmp_path / "s.qdpx", unit="sentence")
+    study = Study.import_project(tmp_path / "sent.db", tmp_path / "s.qdpx", unit="sentence")
     segs = study.segments()
     p01 = segs[segs.document == "p01"]
     # turn 'Anna: Wegen der Märkte – große Chancen! 🚀 Und Netzwerke.' is two sentences now
@@ -516,13 +508,13 @@ def test_selection_spanning_two_segments_codes_both_and_empty_selection(tmp_path
     start = FOREIGN_TEXT.index("great")
     end = FOREIGN_TEXT.index("Second") + 1   # one character of the next turn is enough
     qdpx = _foreign_qdpx(tmp_path / "f.qdpx", _foreign_qde(start, end))
-    study = import_project(tmp_path / "f.db", qdpx)
+    study = Study.import_project(tmp_path / "f.db", qdpx)
     assert sorted(study.codings().position) == [2, 3]
     study.close()
     label = FOREIGN_TEXT.index("María: Second")   # only the speaker label: no segment
     qdpx = _foreign_qdpx(tmp_path / "g.qdpx", _foreign_qde(label, label + 5))
     warnings: list[str] = []
-    study = import_project(tmp_path / "g.db", qdpx, warnings=warnings)
+    study = Study.import_project(tmp_path / "g.db", qdpx, warnings=warnings)
     assert study.codings().empty
     assert "overlaps no segment; skipped" in warnings[-1]
     study.close()
@@ -576,20 +568,20 @@ def test_bad_projects(tmp_path, make, message):
     assert result.output.strip() == "Error: " + message.format(q=qdpx)
     assert list(target.parent.iterdir()) == []   # nothing half-written
     with pytest.raises(RefiError):
-        import_project(target, qdpx)
+        Study.import_project(target, qdpx)
 
 
 def test_failure_while_writing_leaves_nothing(coded, tmp_path, monkeypatch):
     export_project(coded, tmp_path / "s.qdpx")
-    from coder import refi
+    from coder.exchange import reading
 
     def boom(*args, **kwargs):
         raise RefiError("disk trouble")
 
-    monkeypatch.setattr(refi, "_insert_selection", boom)
+    monkeypatch.setattr(reading, "_insert_selection", boom)
     (tmp_path / "new").mkdir()
     with pytest.raises(RefiError):
-        import_project(tmp_path / "new" / "s.db", tmp_path / "s.qdpx")
+        Study.import_project(tmp_path / "new" / "s.db", tmp_path / "s.qdpx")
     assert list((tmp_path / "new").iterdir()) == []
 
 
@@ -626,7 +618,7 @@ def test_round_trip_without_coder_json(coded, tmp_path):
         for name in z.namelist():
             if name != "coder.json":
                 out.writestr(name, z.read(name))
-    study = import_project(tmp_path / "t.db", tmp_path / "tool.qdpx")
+    study = Study.import_project(tmp_path / "t.db", tmp_path / "tool.qdpx")
     before, after = snapshot(coded), snapshot(study)
     for key in ("codebook", "participants", "coders", "codings", "memos", "suggestions"):
         assert after[key] == before[key], key
@@ -652,7 +644,7 @@ def test_unlabelled_source_is_segmented_by_paragraph(tmp_path):
     start = text.index("café")
     qdpx = _foreign_qdpx(tmp_path / "f.qdpx", _foreign_qde(start, start + 4), text=text)
     warnings: list[str] = []
-    study = import_project(tmp_path / "f.db", qdpx, warnings=warnings)
+    study = Study.import_project(tmp_path / "f.db", qdpx, warnings=warnings)
     assert "TextSource 'interview 1' has no speaker labels; segmented by paragraph instead of " \
            "turn" in warnings
     assert list(study.segments().text) == ["Just prose here, no speakers.",

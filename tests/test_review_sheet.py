@@ -13,6 +13,7 @@ from coder import Study
 from coder import review as R
 from coder.cli import cli
 from coder.errors import InputError
+from coder.review import sheets
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_export_xlsx_layout(rstudy, tmp_path):
     wb = openpyxl.load_workbook(path)
     ws = wb["review"]
     rows = list(ws.iter_rows(values_only=True))
-    assert list(rows[0]) == R.SHEET_COLUMNS
+    assert list(rows[0]) == sheets.SHEET_COLUMNS
     first = dict(zip(rows[0], rows[1]))
     assert (first["document"], first["position"], first["speaker"]) == ("p01", 4, "DR AMINAH")
     assert first["suggestion_1"] == "Networking/Government and non-government institutions (0.60)"

@@ -5,9 +5,9 @@ import sqlite3
 import pytest
 
 from coder import Study
-from coder.db import Database
 from coder.errors import StudyError
-from coder.migrations import MIGRATIONS
+from coder.store.db import Database
+from coder.store.migrations import MIGRATIONS
 
 
 def test_create_records_migrations_and_uses_wal(study_path):

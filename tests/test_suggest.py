@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from coder import Study
-from coder import suggest as lib
 from coder.cli import cli
-from coder.embed import HashingEmbedder, embed_texts
 from coder.errors import NothingToDo, UnknownReference
+from coder.machine import suggest as lib
+from coder.machine.embed import HashingEmbedder, embed_texts
 
 CODEBOOK = """\
 name: Toy codebook
@@ -331,7 +331,7 @@ def test_cli_bad_input(toy, tmp_path, fake_model):
 # -- the real model ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def real_embedder():
-    from coder.embed import SentenceTransformerEmbedder
+    from coder.machine.embed import SentenceTransformerEmbedder
 
     emb = SentenceTransformerEmbedder(progress=False)
     emb.model  # load once per session  # noqa: B018

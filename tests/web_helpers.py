@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from coder.db import now
+from coder.store.db import now
 from coder.study import Study
 
 DATA = Path(__file__).parent / "data"

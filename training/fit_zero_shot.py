@@ -1,4 +1,4 @@
-"""Fit the day-one zero-shot constants of `coder.model.ZS_DAY_ONE` on coded studies.
+"""Fit the day-one zero-shot constants of `coder.machine.model.ZS_DAY_ONE` on coded studies.
 
     python training/fit_zero_shot.py STUDY.db:CODER[,CODER] [STUDY.db:CODER ...]
 
@@ -31,14 +31,14 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coder import Study  # noqa: E402
-from coder.embed import default_embedder  # noqa: E402
-from coder.model import (  # noqa: E402
+from coder.machine.embed import default_embedder  # noqa: E402
+from coder.machine.model import (  # noqa: E402
     _best_threshold,
     _fit_offset_logistic,
     _sigmoid,
     calibration,
 )
-from coder.suggest import (  # noqa: E402
+from coder.machine.suggest import (  # noqa: E402
     codebook_model,
     eligibility,
     segment_features,

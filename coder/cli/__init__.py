@@ -12,10 +12,10 @@ import sys
 
 import click
 
-from ..errors import CoderError
-from . import agree, core, freq, refi, review, serve, suggest
+from coder.cli import agree, core, exchange, freq, review, serve, suggest
+from coder.errors import CoderError
 
-MODULES = [core, suggest, review, agree, freq, refi, serve]
+MODULES = [core, suggest, review, agree, freq, exchange, serve]
 
 
 class CoderGroup(click.Group):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import agreement as A
-from ..errors import InputError
-from .options import split_list
+from coder.analysis import agreement as A
+from coder.analysis import coefficients
+from coder.cli.options import split_list
+from coder.errors import InputError
 
 LABELS = {
     "percent_agreement": "Percent agreement",
@@ -30,7 +31,7 @@ def is_study_file(path: Path) -> bool:
     """A study is an SQLite file (or named .db/.sqlite); anything else is a ratings CSV."""
     if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
         return True
-    from ..db import is_sqlite_file
+    from coder.store.db import is_sqlite_file
 
     return is_sqlite_file(path)
 
@@ -49,9 +50,9 @@ def _console():
 
 @click.command()
 @click.argument("source", type=click.Path(dir_okay=False))
-@click.option("--level", type=click.Choice(A.LEVELS),
+@click.option("--level", type=click.Choice(coefficients.LEVELS),
               help="Ratings CSV: level of measurement for Krippendorff's alpha [default: nominal].")
-@click.option("--weights", type=click.Choice(A.WEIGHTS),
+@click.option("--weights", type=click.Choice(coefficients.WEIGHTS),
               help="Ratings CSV: weights for Cohen's kappa (two coders, numeric values).")
 @click.option("--coders", help="Study: comma-separated coder names to compare.")
 @click.option("--machine", is_flag=True,
@@ -65,9 +66,9 @@ def _console():
               help="Study: also write the per-code table to this CSV file.")
 @click.option("--disagreements", type=click.Path(dir_okay=False),
               help="Study: write every segment the coders disagree on to this .csv or .xlsx.")
-@click.option("--resamples", type=click.IntRange(0), default=A.DEFAULT_RESAMPLES,
+@click.option("--resamples", type=click.IntRange(0), default=coefficients.DEFAULT_RESAMPLES,
               show_default=True, help="Bootstrap resamples for alpha's 95% interval (0: none).")
-@click.option("--seed", type=int, default=A.DEFAULT_SEED, show_default=True,
+@click.option("--seed", type=int, default=coefficients.DEFAULT_SEED, show_default=True,
               help="Bootstrap seed.")
 def agree(source, level, weights, coders, machine, code_patterns, documents, as_json, csv_out,
           disagreements, resamples, seed):
@@ -104,7 +105,7 @@ def agree(source, level, weights, coders, machine, code_patterns, documents, as_
     names = split_list(coders)
     if not names:
         raise click.UsageError("name the coders to compare: --coders alice,bob")
-    from ..study import Study
+    from coder.study import Study
 
     study = Study(path)
     patterns = [p for value in code_patterns for p in split_list(value) or []] or None
@@ -127,7 +128,7 @@ def agree(source, level, weights, coders, machine, code_patterns, documents, as_
                    err=as_json)
 
 
-def _print_ratings(res: A.Agreement) -> None:
+def _print_ratings(res: coefficients.Agreement) -> None:
     from rich.table import Table
 
     t = Table(title=f"Agreement: {res.units} units coded by two or more of {len(res.coders)} "
@@ -135,7 +136,7 @@ def _print_ratings(res: A.Agreement) -> None:
     t.add_column("Measure")
     t.add_column("Value", justify="right")
     t.add_column("Note")
-    for m in A.MEASURES:
+    for m in coefficients.MEASURES:
         note = res.notes.get(m, "")
         if m == "krippendorff_alpha":
             note = note or f"level: {res.level}"
@@ -222,7 +223,7 @@ def reconcile(study, coders, as_coder, sheet, code_patterns, documents):
     coder agree study.db --coders alice,bob --disagreements sheet.xlsx   # or: a sheet
     coder reconcile study.db --coders alice,bob --as consensus --sheet sheet.xlsx
     """
-    from ..study import Study
+    from coder.study import Study
 
     s = Study(study)
     names = split_list(coders) or []

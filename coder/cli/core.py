@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..study import Study
-from .options import study_argument
+from coder.cli.options import study_argument
+from coder.study import Study
 
 
 def register(cli: click.Group) -> None:
@@ -111,9 +111,9 @@ def codebook_export(study, path):
     elif suffix == ".csv":
         Path(path).write_text(book.to_csv(), encoding="utf-8")
     elif suffix == ".qdc":
-        from .. import refi
+        from coder.exchange.writing import write_codebook
 
-        refi.write_codebook(book, path)
+        write_codebook(book, path)
     else:
         raise click.BadParameter("use a .yaml, .csv or .qdc file name", param_hint="PATH")
     click.echo(f"Wrote {path}")
@@ -208,6 +208,7 @@ def status(study, as_json):
               help="Folder for the demo study, report and chart.")
 def demo(out):
     """Run a whole study on the bundled demo interviews: import, suggest, review, train, report."""
-    from ..demo import run_demo
+    from coder.cli.agree import _print_study
+    from coder.demo import run_demo
 
-    run_demo(out, echo=click.echo)
+    run_demo(out, echo=click.echo, show_agreement=_print_study)

@@ -1,11 +1,11 @@
 """CLI: ``coder freq``, ``coder chart`` and ``coder report`` (frequency tables, charts, the
-study report). Parsing only; the work is in coder.frequency, coder.report and coder.chart."""
+study report). Parsing only; the work is in coder.analysis.frequency, coder.analysis.report and coder.analysis.chart."""
 
 from __future__ import annotations
 
 import click
 
-from .options import split_list, study_argument
+from coder.cli.options import split_list, study_argument
 
 FORMATS = ("table", "csv", "md", "latex", "html", "xlsx", "json")
 
@@ -29,7 +29,7 @@ def _selection(coder, consensus, coders, rule, include_auto) -> dict:
 
 
 def _open(path):
-    from ..study import Study
+    from coder.study import Study
 
     return Study(path)
 
@@ -60,11 +60,11 @@ def register(cli):
     def freq_cmd(study, coder, consensus, coders, rule, include_auto, level, by, fmt, out,
                  decimals, quotes, sort, rollup, counts, documents):
         """How many of the N participants raised each code, as a table or export."""
-        from .. import frequency, report
+        from coder.analysis import frequency, tables
 
         if out:
-            report.check_output(out)
-        fmt = report.format_for(out, fmt)
+            tables.check_output(out)
+        fmt = tables.format_for(out, fmt)
         if fmt == "xlsx" and not out:
             raise click.UsageError("--format xlsx needs --out FILE.xlsx")
         s = _open(study)
@@ -78,7 +78,7 @@ def register(cli):
             picked = frequency.exemplars(s, per_code=quotes, documents=split_list(documents),
                                          **options)
         if out:
-            path = report.write(df, out, fmt, quotes=picked, counts=counts)
+            path = tables.write(df, out, fmt, quotes=picked, counts=counts)
             click.echo(f"Wrote {path} ({fmt}, N = {df.attrs['N']}, {len(df)} rows)", err=True)
         elif fmt == "table":
             from rich.console import Console
@@ -86,9 +86,9 @@ def register(cli):
             console = Console()
             if not console.is_terminal:  # piped or captured: wide enough for the seed layout
                 console = Console(width=120)
-            report.print_table(df, console, quotes=picked, counts=counts)
+            tables.print_table(df, console, quotes=picked, counts=counts)
         else:
-            click.echo(report.render(df, fmt, quotes=picked, counts=counts), nl=False)
+            click.echo(tables.render(df, fmt, quotes=picked, counts=counts), nl=False)
 
     @cli.command("chart")
     @study_argument
@@ -106,8 +106,8 @@ def register(cli):
     def chart_cmd(study, out, coder, consensus, coders, rule, include_auto, level, by, rollup,
                   width, height):
         """Draw a bar chart (PNG) of percent of participants per code."""
-        from .. import chart
-        from ..report import check_output
+        from coder.analysis import chart
+        from coder.analysis.tables import check_output
 
         check_output(out)
         info = chart.chart(_open(study), out, by=by, level=level, rollup=rollup,
@@ -128,9 +128,9 @@ def register(cli):
     def report_cmd(study, out, coder, consensus, coders, rule, include_auto, quotes, decimals,
                    by, title):
         """Write one self-contained HTML page: summary, codebook, tables, charts, quotes."""
-        from .. import report
+        from coder.analysis import report, tables
 
-        report.check_output(out)
+        tables.check_output(out)
         path = report.report(_open(study), out, quotes=quotes, decimals=decimals,
                              by=split_list(by), title=title,
                              **_selection(coder, consensus, coders, rule, include_auto))

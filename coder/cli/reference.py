@@ -17,7 +17,7 @@ def _walk(command: click.Command, name: str, ctx: click.Context | None):
 
 
 def render() -> str:
-    from . import cli
+    from coder.cli import cli
 
     out = ["# CLI reference", "",
            "Generated from `coder --help` by `python -m coder.cli.reference > docs/cli.md`; "
@@ -28,7 +28,7 @@ def render() -> str:
 
 
 def command_paths() -> list[str]:
-    from . import cli
+    from coder.cli import cli
 
     return [ctx.command_path for _, ctx in _walk(cli, "coder", None)]
 

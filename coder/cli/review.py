@@ -7,8 +7,9 @@ import sys
 
 import click
 
-from ..study import Study, check_coder_name
-from .options import split_list, study_argument
+from coder.cli.options import split_list, study_argument
+from coder.store import check_coder_name
+from coder.study import Study
 
 ORDER = click.Choice(["uncertain", "document", "score", "random"])
 
@@ -62,8 +63,8 @@ def review():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --order random.")
 def start(study, coder, order, codes, documents, blind, seed):
     """Start the full-screen terminal review."""
-    from .. import review as lib
-    from ..tui import ReviewApp
+    from coder import review as lib
+    from coder.tui import ReviewApp
 
     coder = _coder(coder)
     s = Study(study)
@@ -96,7 +97,7 @@ def start(study, coder, order, codes, documents, blind, seed):
 @click.option("--blind", is_flag=True, help="Leave the suggestion columns empty.")
 def export_(study, path, coder, limit, order, codes, documents, blind):
     """Write a review sheet (.xlsx or .csv) of segments this coder has not decided."""
-    from .. import review as lib
+    from coder import review as lib
 
     coder = _coder(coder)
     n = lib.export_sheet(Study(study), path, coder, limit=limit, order=order,
@@ -111,7 +112,7 @@ def export_(study, path, coder, limit, order, codes, documents, blind):
 @coder_option
 def import_(study, path, coder):
     """Read a filled review sheet back; nothing is stored unless every row is good."""
-    from .. import review as lib
+    from coder import review as lib
 
     coder = _coder(coder)
     r = lib.import_sheet(Study(study), path, coder)
@@ -131,7 +132,7 @@ def import_(study, path, coder):
 @click.option("--undo", is_flag=True, help="Remove every bulk-accepted coding of this coder.")
 def accept(study, coder, min_precision, min_reviewed, dry_run, undo):
     """Bulk-accept suggestions of codes this coder has found precise (marked 'auto')."""
-    from .. import review as lib
+    from coder import review as lib
 
     coder = _coder(coder)
     s = Study(study)
@@ -161,7 +162,7 @@ def accept(study, coder, min_precision, min_reviewed, dry_run, undo):
 @click.option("--history", is_flag=True, help="The audit trail: every change, in order.")
 def codings(study, coder, fmt, history):
     """List decisions: what has been decided, by whom, when."""
-    from .. import review as lib
+    from coder import review as lib
 
     if coder is not None:
         coder = _coder(coder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import study_argument
+from coder.cli.options import study_argument
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -26,7 +26,7 @@ def register(cli: click.Group) -> None:
 
         import uvicorn
 
-        from ..web.app import create_app, new_token
+        from coder.web.app import create_app, new_token
 
         local = host in LOOPBACK
         token = None if local else new_token()

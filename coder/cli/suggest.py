@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .options import documents_option, split_list, study_argument
+from coder.cli.options import documents_option, split_list, study_argument
 
 
 def _open(path):
-    from ..study import Study
+    from coder.study import Study
 
     return Study(path)
 
@@ -26,7 +26,7 @@ def register(cli):
     @click.option("--include-interviewer", is_flag=True, help="Suggest codes for interviewer turns too.")
     def suggest_cmd(study, documents, top_k, min_score, recompute, include_interviewer):
         """Pre-code segments with ranked codebook codes."""
-        from .. import suggest as lib
+        from coder.machine import suggest as lib
 
         with _open(study) as s:
             df = lib.suggest(s, documents=split_list(documents), top_k=top_k, min_score=min_score,
@@ -51,7 +51,7 @@ def register(cli):
     @click.argument("out", type=click.Path(dir_okay=False))
     def export_cmd(study, out):
         """Write suggestions as CSV: document,segment,speaker,text,code,score,rank,source,model_version."""
-        from .. import suggest as lib
+        from coder.machine import suggest as lib
 
         with _open(study) as s:
             df = lib.export_suggestions(s, out)
@@ -64,7 +64,7 @@ def register(cli):
     @click.option("--seed", type=int, default=0, show_default=True)
     def train_cmd(study, coders, report, seed):
         """Refit the suggestion model on confirmed and rejected codes (a new model version)."""
-        from .. import suggest as lib
+        from coder.machine import suggest as lib
 
         with _open(study) as s:
             m = lib.train(s, coders=split_list(coders), report=report, seed=seed)
@@ -88,7 +88,7 @@ def register(cli):
     @study_argument
     def models_cmd(study):
         """List model versions: when, trained on what, cross-validated quality."""
-        from .. import suggest as lib
+        from coder.machine import suggest as lib
 
         with _open(study) as s:
             df = lib.models(s)

@@ -1,8 +1,8 @@
 """`coder serve`: the study in a browser on the researcher's own machine.
 
 A second face of the same library code as the CLI: the review page calls `coder.review`
-(queue, decide, undo), the analysis page `coder.frequency`, `coder.chart` and `coder.agreement`
-(through `coder.report`). Nothing here decides what a decision means.
+(queue, decide, undo), the analysis page `coder.analysis.frequency`, `coder.analysis.chart` and `coder.analysis.agreement`
+(through `coder.analysis.report`). Nothing here decides what a decision means.
 
 Safety, because a browser is a shared place:
 
@@ -46,9 +46,10 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .. import review
-from ..errors import CoderError, NothingToDo, UnknownReference
-from ..study import POSITIVE, Study, check_coder_name
+from coder import review
+from coder.errors import CoderError, NothingToDo, UnknownReference
+from coder.store import POSITIVE, check_coder_name
+from coder.study import Study
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -426,7 +427,7 @@ class Web:
                            roots=book.children(None), children=book.children)
 
     def _frequencies(self, study, who: str):
-        from .. import frequency
+        from coder.analysis import frequency
 
         kwargs = {"coder": who} if who and who != "consensus" else (
             {"consensus": True} if who == "consensus" else {})
@@ -437,7 +438,7 @@ class Web:
         ctx: dict[str, Any] = {"who": who, "coders": study.coders(), "freq_html": "",
                                "freq_error": "", "chart": ""}
         try:
-            from .. import chart, report
+            from coder.analysis import chart, report
         except ImportError:
             ctx["freq_error"] = "Frequency tables are not available in this version of coder."
         else:
@@ -459,11 +460,11 @@ AGREEMENT_MEASURES = [("percent_agreement", "% agreement"), ("cohen_kappa", "Coh
 
 
 def agreement_section(study: Study, *, machine: bool = False) -> dict[str, Any]:
-    """Per-code agreement among the human coders (and the machine), via `coder.agreement`."""
+    """Per-code agreement among the human coders (and the machine), via `coder.analysis.agreement`."""
     out: dict[str, Any] = {"agreement_rows": [], "agreement_note": "", "machine": machine,
                            "measures": AGREEMENT_MEASURES, "agreement_coders": []}
     try:
-        from ..agreement import study_agreement
+        from coder.analysis.agreement import study_agreement
     except ImportError:
         out["agreement_note"] = "Agreement is not available in this version of coder."
         return out

@@ -16,8 +16,8 @@ from fractions import Fraction
 
 import pandas as pd
 
-from .codebook import Code, Codebook
-from .errors import CoderError, NothingToDo, UnknownReference
+from coder.errors import CoderError, NothingToDo, UnknownReference
+from coder.store.codebook import Code, Codebook
 
 LEVELS = ("category", "group", "factor", "all", "item")
 RULES = ("any", "all")

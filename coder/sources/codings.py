@@ -13,19 +13,21 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .db import now
-from .errors import InputError
-from .study import check_coder_name
+from coder.errors import InputError
+from coder.store import check_coder_name
+from coder.store.db import now
 
 if TYPE_CHECKING:
-    from .study import Study
+    from coder.store import Store
+
+
 
 DECISIONS = ("confirmed", "added", "rejected", "no_code", "auto")
 EXPORT_COLUMNS = ["document", "segment", "code", "coder", "decision", "memo", "speaker", "text",
                   "time"]
 
 
-def codings_frame(study: Study, *, coder=None, decisions=None, history: bool = False) -> pd.DataFrame:
+def codings_frame(study: Store, *, coder=None, decisions=None, history: bool = False) -> pd.DataFrame:
     """Current decisions joined with their segment and code path (or the audit trail)."""
     table = "coding_history" if history else "codings"
     extra = ("k.action, k.recorded_at AS created_at, k.coding_id" if history else
@@ -52,13 +54,13 @@ def codings_frame(study: Study, *, coder=None, decisions=None, history: bool = F
     return pd.read_sql_query(sql, study.db.conn, params=params)
 
 
-def import_csv(study: Study, path, *, coder: str | None = None) -> int:
+def import_csv(study: Store, path, *, coder: str | None = None) -> int:
     """Import codings made elsewhere. Every row is checked first; all bad rows are reported
     together and nothing is imported unless all are good."""
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path=path)
-    from .transcripts import decode, normalise
+    from coder.sources.transcripts import decode, normalise
 
     text, _ = decode(path.read_bytes(), path)
     reader = csv.DictReader(io.StringIO(normalise(text)))
@@ -134,7 +136,7 @@ def import_csv(study: Study, path, *, coder: str | None = None) -> int:
     return len(rows)
 
 
-def export_csv(study: Study, path=None, *, coder=None) -> pd.DataFrame:
+def export_csv(study: Store, path=None, *, coder=None) -> pd.DataFrame:
     df = codings_frame(study, coder=coder)
     out = pd.DataFrame({
         "document": df["document"], "segment": df["position"],

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import StudyError
-from .migrations import MIGRATIONS
+from coder.errors import StudyError
+from coder.store.migrations import MIGRATIONS
 
 
 def now() -> str:

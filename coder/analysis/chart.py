@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import CoderError
+from coder.errors import CoderError
 
 ROW_PX = 26         # pixels per bar row
 HEADER_PX = 26      # pixels per factor heading row
@@ -49,7 +49,7 @@ def size_for(df: pd.DataFrame, *, rollup: str = "any", width_px: int = 1000) -> 
 
 def plot(df: pd.DataFrame, *, rollup: str = "any", width_px: int = 1000,
          height_px: int | None = None, dpi: int = 100, title: str | None = None):
-    """A matplotlib Figure for a :func:`coder.frequency.frequencies` table."""
+    """A matplotlib Figure for a :func:`coder.analysis.frequency.frequencies` table."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -130,10 +130,10 @@ def png_bytes(df: pd.DataFrame, **options) -> bytes:
 def chart(study, path: str | Path, *, by: str | None = None, level: str = "category",
           rollup: str = "any", width_px: int = 1000, height_px: int | None = None,
           dpi: int = 100, title: str | None = None, **options) -> ChartInfo:
-    """Compute frequencies (``options`` as for :func:`coder.frequency.frequencies`) and save a
+    """Compute frequencies (``options`` as for :func:`coder.analysis.frequency.frequencies`) and save a
     PNG chart of them; returns where it went and its exact pixel size."""
-    from . import frequency
-    from .report import check_output
+    from coder.analysis import frequency
+    from coder.analysis.tables import check_output
 
     path = check_output(path)
     if path.suffix.lower() != ".png":

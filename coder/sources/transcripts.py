@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .db import now, text_hash
-from .errors import InputError
-from .segment import UNITS, Segment, Turn, segment
+from coder.errors import InputError
+from coder.sources.segment import UNITS, Segment, Turn, segment
+from coder.store.db import now, text_hash
 
 if TYPE_CHECKING:
-    from .study import Study
+    from coder.store import Store
+
+
 
 FORMATS = {".txt": "txt", ".md": "md", ".docx": "docx", ".vtt": "vtt", ".srt": "srt",
            ".csv": "csv"}
@@ -290,7 +292,7 @@ def interviewer_labels(interviewer) -> set[str]:
     return {s.strip().lower() for s in interviewer if s.strip()}
 
 
-def import_files(study: Study, paths, *, unit: str = "turn", interviewer=None,
+def import_files(study: Store, paths, *, unit: str = "turn", interviewer=None,
                  participants=None, replace: bool = False, names=None) -> ImportReport:
     if unit not in UNITS:
         raise InputError(f"unknown unit '{unit}'", hint="use turn, sentence or paragraph")
@@ -322,7 +324,7 @@ def import_files(study: Study, paths, *, unit: str = "turn", interviewer=None,
     return report
 
 
-def import_text(study: Study, name: str, text: str, *, unit: str = "turn", fmt: str = "txt",
+def import_text(study: Store, name: str, text: str, *, unit: str = "turn", fmt: str = "txt",
                 interviewer=None, sha256: str | None = None) -> int:
     """Import already-decoded text as a document (used by project import). Returns its id."""
     text = normalise(text)
@@ -337,7 +339,7 @@ def import_text(study: Study, name: str, text: str, *, unit: str = "turn", fmt: 
     return study.document_id(name)
 
 
-def _store(study: Study, t: Transcript, unit: str, interviewers: set[str], replace: bool,
+def _store(study: Store, t: Transcript, unit: str, interviewers: set[str], replace: bool,
            report: ImportReport) -> None:
     db = study.db
     old = db.one("SELECT id, sha256, unit FROM documents WHERE name=?", (t.name,))
@@ -462,13 +464,13 @@ def read_participants(path) -> list[dict[str, str]]:
     return rows
 
 
-def import_participants(study: Study, path) -> int:
+def import_participants(study: Store, path) -> int:
     rows = read_participants(path)
     with study.db.transaction():
         return _apply_participants(study, rows, Path(path))
 
 
-def _apply_participants(study: Study, rows: list[dict[str, str]], path: Path) -> int:
+def _apply_participants(study: Store, rows: list[dict[str, str]], path: Path) -> int:
     db = study.db
     docs = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM documents")}
     for row in rows:

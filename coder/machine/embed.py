@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from .db import text_hash
+from coder.store.db import text_hash
 
 if TYPE_CHECKING:
-    from .study import Study
+    from coder.store import Store
+
+
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -112,7 +114,7 @@ def default_embedder() -> Embedder:
     return SentenceTransformerEmbedder()
 
 
-def embed_texts(study: Study, texts: Sequence[str], embedder: Embedder,
+def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
                 hashes: Sequence[str] | None = None) -> np.ndarray:
     """Vectors for ``texts`` (rows in the same order), encoding only what the cache lacks.
 
@@ -138,12 +140,12 @@ def embed_texts(study: Study, texts: Sequence[str], embedder: Embedder,
     return np.vstack([cached[h] for h in hashes]).astype(np.float32)
 
 
-def embed_segments(study: Study, segments, embedder: Embedder) -> np.ndarray:
+def embed_segments(study: Store, segments, embedder: Embedder) -> np.ndarray:
     """Vectors for a segments DataFrame (``text``, ``text_hash`` columns), in row order."""
     return embed_texts(study, segments["text"].tolist(), embedder, segments["text_hash"].tolist())
 
 
-def _load(study: Study, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+def _load(study: Store, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
     found: dict[str, np.ndarray] = {}
     step = 900  # stay under SQLite's variable limit
     for i in range(0, len(hashes), step):

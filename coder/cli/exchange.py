@@ -1,14 +1,14 @@
 """CLI for REFI-QDA exchange: ``coder export`` (.qdpx) and ``coder import-project``.
 
-``coder codebook import/export`` with .qdc files go through :mod:`coder.codebook` and
-:func:`coder.refi.write_codebook` in the codebook group.
+``coder codebook import/export`` with .qdc files go through :mod:`coder.sources.codebook` and
+:func:`coder.exchange.writing.write_codebook` in the codebook group.
 """
 
 from __future__ import annotations
 
 import click
 
-from .options import split_list, study_argument
+from coder.cli.options import split_list, study_argument
 
 
 def register(cli):
@@ -20,8 +20,8 @@ def register(cli):
                   help="Also export machine suggestions, as codings by the user 'machine'.")
     def export_cmd(study, qdpx, coders, include_suggestions):
         """Export the study as a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA, QualCoder."""
-        from ..refi import export_project
-        from ..study import Study
+        from coder.exchange.writing import export_project
+        from coder.study import Study
 
         with Study(study) as s:
             result = export_project(s, qdpx, coders=split_list(coders),
@@ -40,7 +40,7 @@ def register(cli):
                   default="turn", show_default=True, help="How documents are segmented.")
     def import_project_cmd(new_study, qdpx, unit):
         """Make a new study from a REFI-QDA project (.qdpx) exported by another tool."""
-        from ..refi import import_project
+        from coder.exchange.reading import import_project
 
         warnings: list[str] = []
         study = import_project(new_study, qdpx, unit=unit, warnings=warnings)

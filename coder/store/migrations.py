@@ -5,6 +5,8 @@ documents/segments (import), codebook_versions/codes (codebook), embeddings/mode
 suggestions (suggest), codings/coding_history/memos (review), participants (import).
 """
 
+
+
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_foundation",

@@ -1,30 +1,11 @@
-"""Exchange with NVivo, ATLAS.ti, MAXQDA and QualCoder through REFI-QDA 1.0: codebooks (``.qdc``,
-XML in ``urn:QDA-XML:codebook:1.0``) and projects (``.qdpx``: a zip with ``project.qde`` in
-``urn:QDA-XML:project:1.0`` plus the source texts under ``sources/``).
-
-What coder needs and REFI-QDA has no element for travels in one machine-readable line at the end
-of the element's ``Description``::
-
-    coder: {"decision": "rejected", "coder": "alice", "code": "networking", ...}
-
-(the prefix ``coder: `` then one JSON object). Other tools show it as text and keep it, so a
-project that goes through them and comes back loses none of it. Lines are written on codes (the
-code's id, include/exclude, items, examples, speakers), on text sources (unit, format, file hash,
-speakers and their participants), on selections (decision, coder, code, memo, reason, seconds,
-source, model version, suggestion score or, for machine suggestions, score/rank/source) and on
-notes (which segment or document a memo belongs to). ``coder.json`` in the zip adds the exact
-segment boundaries, used only when the text still has the same hash (tools drop unknown files).
-
-Offsets: ``startPosition``/``endPosition`` count Unicode code points (Python ``str`` indices)
-into the exact text of ``sources/<guid>.txt`` (UTF-8, no BOM); ``endPosition`` is exclusive.
+"""A new study from a REFI-QDA project (``.qdpx``) made by NVivo, ATLAS.ti, MAXQDA, QualCoder
+or coder. Everything is read and checked before the study is written, into a temporary file
+moved into place only on success.
 
 Overlap rule on import: a selection codes every segment of its document that shares at least
 one character with it (``start < segment.end and segment.start < end``); an empty selection
 (start == end) codes the segment that contains that position. Characters outside every segment
 (speaker labels, blank lines) code nothing.
-
-GUIDs are uuid5 of fixed keys (code id, document name + hash, coder name, segment position +
-code + coder), so exporting the same study twice gives the same GUIDs.
 """
 
 from __future__ import annotations
@@ -33,483 +14,30 @@ import json
 import os
 import re
 import tempfile
-import uuid
 import zipfile
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
-from . import __version__
-from .codebook import Code, Codebook, from_dict
-from .db import now, text_hash
-from .errors import CodebookError, InputError, StudyError, UnknownReference
+from coder.errors import InputError, StudyError
+from coder.exchange.offsets import _offset_map
+from coder.sources.codebook.tree import from_dict
+from coder.sources.qdaxml import (
+    DECISIONS,
+    MACHINE,
+    PROJECT_NS,
+    RefiError,
+    _code_nodes,
+    _parse_xml,
+    _strip_guids,
+    split_description,
+)
+from coder.store.codebook import Codebook
+from coder.store.db import now, text_hash
 
-CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
-PROJECT_NS = "urn:QDA-XML:project:1.0"
-LINE_PREFIX = "coder: "
-MACHINE = "machine"
-NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://coder.invalid/refi-qda/1")
-PALETTE = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2",
-           "#7F7F7F", "#BCBD22", "#17BECF"]
-GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                     r"[0-9a-fA-F]{12}\}?$")
 UNSUPPORTED_SOURCES = ("PDFSource", "PictureSource", "AudioSource", "VideoSource")
-POSITIVE_OR_AUTO = ("confirmed", "added", "auto")
-DECISIONS = ("confirmed", "added", "rejected", "no_code", "auto")
-
-
-class RefiError(InputError):
-    """A REFI-QDA file that cannot be read: not a zip, bad XML, dangling references, ..."""
-
-
-def guid(*parts: object) -> str:
-    """A stable GUID from study-stable keys (never from row ids or clocks)."""
-    return str(uuid.uuid5(NAMESPACE, "\x1f".join(str(p) for p in parts)))
-
-
-def code_guid(code_id: str) -> str:
-    """A code imported from another tool keeps its GUID (it is its id); others get uuid5."""
-    if GUID_RE.match(code_id):
-        return code_id.strip("{}").lower()
-    return guid("code", code_id)
-
-
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _x(text: object) -> str:
-    """Text as XML 1.0 allows it (control characters dropped; the coder line keeps them)."""
-    return _NOT_XML.sub("", str(text))
-
-
-def coder_line(data: dict[str, Any]) -> str:
-    return LINE_PREFIX + json.dumps(data, ensure_ascii=False, sort_keys=True)
-
-
-def split_description(text: str | None) -> tuple[str, dict[str, Any] | None]:
-    """Split a Description into its human text and its coder line (None when there is none)."""
-    text = (text or "").strip()
-    if not text:
-        return "", None
-    head, _, last = text.rpartition("\n")
-    if last.startswith(LINE_PREFIX):
-        try:
-            data = json.loads(last[len(LINE_PREFIX):])
-        except ValueError:
-            return text, None
-        if isinstance(data, dict):
-            return head.strip(), data
-    return text, None
-
-
-# -- codebooks -----------------------------------------------------------------------------
-
-def _code_description(code: Code) -> str:
-    parts = [code.description] if code.description else []
-    if code.include:
-        parts.append(f"Include: {code.include}")
-    if code.exclude:
-        parts.append(f"Exclude: {code.exclude}")
-    if code.items:
-        parts.append("Items: " + "; ".join(code.items))
-    if code.examples:
-        parts.append("Examples: " + " | ".join(code.examples))
-    extra = {"id": code.id}
-    for key in ("description", "include", "exclude"):
-        if getattr(code, key):
-            extra[key] = getattr(code, key)
-    for key in ("items", "examples", "speakers"):
-        if getattr(code, key):
-            extra[key] = list(getattr(code, key))
-    return "\n".join([*(_x(p) for p in parts), coder_line(extra)])
-
-
-def _code_elements(book: Codebook, parent: etree._Element, ns: str) -> None:
-    """Append the code tree (nested Code elements) under ``parent``."""
-    colors: dict[str, str] = {}
-    for i, top in enumerate(book.children(None)):
-        colors[top.id] = PALETTE[i % len(PALETTE)]
-
-    def add(el: etree._Element, code: Code, color: str) -> None:
-        node = etree.SubElement(el, f"{{{ns}}}Code", guid=code_guid(code.id), name=_x(code.name),
-                                isCodable="true", color=color)
-        etree.SubElement(node, f"{{{ns}}}Description").text = _code_description(code)
-        for child in book.children(code.id):
-            add(node, child, color)
-
-    for top in book.children(None):
-        add(parent, top, colors[top.id])
-
-
-def codebook_xml(book: Codebook) -> bytes:
-    root = etree.Element(f"{{{CODEBOOK_NS}}}CodeBook", nsmap={None: CODEBOOK_NS},
-                         origin=f"coder {__version__}")
-    codes = etree.SubElement(root, f"{{{CODEBOOK_NS}}}Codes")
-    _code_elements(book, codes, CODEBOOK_NS)
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-
-
-def write_codebook(codebook: Codebook, path: str | Path) -> Path:
-    """Write a codebook as a REFI-QDA ``.qdc`` file (other tools: File > Import codebook)."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise CodebookError(f"folder {path.parent} does not exist", path=path)
-    if not codebook.codes:
-        raise CodebookError("the codebook has no codes", path=path)
-    _atomic_write(path, codebook_xml(codebook))
-    return path
-
-
-def _parse_xml(data: bytes, where: str, path: Path, error=RefiError) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
-    try:
-        return etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as e:
-        line = e.lineno if getattr(e, "lineno", None) else None
-        msg = re.sub(r", line \d+, column \d+$", "", e.msg or "")
-        raise error(f"{where}: XML is not well-formed: {msg}", path=path, line=line) from None
-
-
-def _code_nodes(parent: etree._Element, ns: str, path: Path, where: str,
-                warnings: list[str]) -> list[dict[str, Any]]:
-    nodes = []
-    for el in parent.findall(f"{{{ns}}}Code"):
-        code_guid_ = el.get("guid")
-        name = (el.get("name") or "").strip()
-        if not code_guid_ or not name:
-            raise CodebookError(f"{where}: <Code> at line {el.sourceline} has no "
-                                f"{'guid' if not code_guid_ else 'name'}", path=path)
-        if "/" in name:
-            warnings.append(f"code '{name}': '/' replaced by '-' ('/' separates levels in coder)")
-            name = name.replace("/", "-")
-        text, extra = split_description(el.findtext(f"{{{ns}}}Description"))
-        node: dict[str, Any] = {"name": name, "guid": code_guid_.strip("{}").lower()}
-        if extra:
-            for key in ("id", "description", "include", "exclude", "items", "examples",
-                        "speakers"):
-                if extra.get(key):
-                    node[key] = extra[key]
-        else:
-            if text:
-                node["description"] = text
-        if not node.get("id"):
-            node["id"] = node["guid"]  # no better id: the GUID keeps it stable
-        kids = _code_nodes(el, ns, path, where, warnings)
-        if kids:
-            node["codes"] = kids
-        nodes.append(node)
-    return nodes
-
-
-def _strip_guids(nodes: list[dict[str, Any]]) -> dict[str, str]:
-    """Remove the 'guid' keys (not a codebook key) and return guid -> code id."""
-    out: dict[str, str] = {}
-    for n in nodes:
-        out[n.pop("guid")] = n["id"]
-        out.update(_strip_guids(n.get("codes", [])))
-    return out
-
-
-def read_codebook(path: str | Path, *, warnings: list[str] | None = None) -> Codebook:
-    """Read a REFI-QDA ``.qdc`` codebook. Its name is the file's stem (.qdc has no name)."""
-    path = Path(path)
-    warnings = warnings if warnings is not None else []
-    if not path.exists():
-        raise CodebookError("file not found", path=path)
-    root = _parse_xml(path.read_bytes(), "codebook", path, error=CodebookError)
-    if root.tag != f"{{{CODEBOOK_NS}}}CodeBook":
-        raise CodebookError(f"root element is <{etree.QName(root).localname}> in namespace "
-                            f"'{etree.QName(root).namespace or ''}'; expected <CodeBook> in "
-                            f"'{CODEBOOK_NS}'", path=path,
-                            hint="export the codebook from your tool as REFI-QDA (.qdc)")
-    codes_el = root.find(f"{{{CODEBOOK_NS}}}Codes")
-    if codes_el is None:
-        raise CodebookError("<CodeBook> has no <Codes>", path=path)
-    nodes = _code_nodes(codes_el, CODEBOOK_NS, path, "codebook", warnings)
-    _strip_guids(nodes)
-    return from_dict({"name": path.stem, "codes": nodes}, path)
-
-
-# -- export --------------------------------------------------------------------------------
-
-@dataclass
-class ProjectExport:
-    path: str
-    users: list[str]
-    codes: int
-    sources: int
-    cases: int
-    selections: int
-    suggestions: int
-    notes: int
-    warnings: list[str] = field(default_factory=list)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def export_project(study, path: str | Path, *, coders: Iterable[str] | None = None,
-                   include_suggestions: bool = False) -> ProjectExport:
-    """Write the study as a REFI-QDA project (``.qdpx``) that NVivo, ATLAS.ti, MAXQDA and
-    QualCoder open, with every coder's decisions; ``coders`` limits whose (default: all)."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise StudyError(f"folder {path.parent} does not exist", path=path)
-    db = study.db
-    known = study.coders()
-    if coders is not None:
-        coders = list(coders)
-        missing = [c for c in coders if c not in known]
-        if missing:
-            raise UnknownReference("unknown coder(s): " + ", ".join(missing),
-                                   hint="coders: " + (", ".join(known) or "none yet"))
-    else:
-        coders = known
-    book = study.codebook() if study.codebook_version else Codebook(name="", codes=[])
-    code_ids = {c.id for c in book.codes}
-    warnings: list[str] = []
-    P = f"{{{PROJECT_NS}}}"
-    kinds = {r["name"]: r["kind"] for r in db.query("SELECT name, kind FROM coders")}
-    user_guid = {name: guid("user", name) for name in coders}
-    if include_suggestions:
-        user_guid.setdefault(MACHINE, guid("user", MACHINE))
-
-    project_line = {"codebook": {"name": book.name, "description": book.description},
-                    "coders": {c: kinds.get(c, "human") for c in coders}}
-    root = etree.Element(f"{P}Project", nsmap={None: PROJECT_NS}, name=_x(study.path.stem),
-                         origin=f"coder {__version__}")
-    if user_guid:
-        users_el = etree.SubElement(root, f"{P}Users")
-        for name, g in user_guid.items():
-            etree.SubElement(users_el, f"{P}User", guid=g, name=_x(name))
-    if book.codes:
-        codes_el = etree.SubElement(etree.SubElement(root, f"{P}CodeBook"), f"{P}Codes")
-        _code_elements(book, codes_el, PROJECT_NS)
-
-    # participants -> Variables + Cases
-    people = db.query("SELECT id, name FROM participants ORDER BY name")
-    attrs = db.query("SELECT participant_id, attribute, value FROM participant_attributes "
-                     "ORDER BY attribute")
-    attr_names = sorted({a["attribute"] for a in attrs})
-    if attr_names:
-        vars_el = etree.SubElement(root, f"{P}Variables")
-        for a in attr_names:
-            etree.SubElement(vars_el, f"{P}Variable", guid=guid("variable", a), name=_x(a),
-                             typeOfVariable="Text")
-    docs = db.query("SELECT * FROM documents ORDER BY name")
-    doc_guid = {d["id"]: guid("document", d["name"], d["sha256"]) for d in docs}
-    speaks_in: dict[int, list[int]] = {}
-    for r in db.query("SELECT DISTINCT participant_id, document_id FROM speakers "
-                      "WHERE participant_id IS NOT NULL ORDER BY document_id"):
-        speaks_in.setdefault(r["participant_id"], []).append(r["document_id"])
-    if people:
-        cases_el = etree.SubElement(root, f"{P}Cases")
-        for p in people:
-            case = etree.SubElement(cases_el, f"{P}Case", guid=guid("participant", p["name"]),
-                                    name=_x(p["name"]))
-            for a in attrs:
-                if a["participant_id"] != p["id"] or a["value"] is None:
-                    continue
-                vv = etree.SubElement(case, f"{P}VariableValue")
-                etree.SubElement(vv, f"{P}VariableRef", targetGUID=guid("variable", a["attribute"]))
-                etree.SubElement(vv, f"{P}TextValue").text = _x(a["value"])
-            for doc_id in speaks_in.get(p["id"], []):
-                etree.SubElement(case, f"{P}SourceRef", targetGUID=doc_guid[doc_id])
-
-    # codings, suggestions and memos, grouped by document
-    placeholders = ",".join("?" * len(coders))
-    codings = db.query(
-        "SELECT k.*, c.name AS coder, s.document_id, s.position, s.start_char, s.end_char "
-        "FROM codings k JOIN coders c ON c.id = k.coder_id JOIN segments s ON s.id = k.segment_id "
-        f"WHERE c.name IN ({placeholders}) ORDER BY s.document_id, s.position, c.name, "
-        "COALESCE(k.code_id, '')", tuple(coders)) if coders else []
-    suggestions = db.query(
-        "SELECT g.*, s.document_id, s.position, s.start_char, s.end_char FROM suggestions g "
-        "JOIN segments s ON s.id = g.segment_id ORDER BY s.document_id, s.position, g.rank"
-    ) if include_suggestions else []
-    memos = db.query(
-        "SELECT m.*, c.name AS coder, s.position, COALESCE(m.document_id, s.document_id) AS doc "
-        "FROM memos m LEFT JOIN coders c ON c.id = m.coder_id "
-        "LEFT JOIN segments s ON s.id = m.segment_id ORDER BY doc, s.position, m.created_at, m.id")
-    by_doc: dict[int, list] = {}
-    for k in codings:
-        if k["code_id"] is not None and k["code_id"] not in code_ids:
-            warnings.append(f"coding of segment {k['position']} by {k['coder']} refers to code "
-                            f"'{k['code_id']}' that is not in the current codebook; skipped")
-            continue
-        by_doc.setdefault(k["document_id"], []).append(("coding", k))
-    for g in suggestions:
-        if g["code_id"] not in code_ids:
-            continue
-        by_doc.setdefault(g["document_id"], []).append(("suggestion", g))
-
-    notes: list[etree._Element] = []
-    note_refs: dict[int, list[str]] = {}
-    for m in memos:
-        if m["coder"] is not None and m["coder"] not in user_guid:
-            continue  # a memo by a coder who is not exported
-        doc_name = next((d["name"] for d in docs if d["id"] == m["doc"]), None)
-        key = ("memo", doc_name, m["position"], m["coder"], m["created_at"], text_hash(m["text"]))
-        g = guid(*key)
-        info = {"kind": "memo", "document": doc_name, "segment": m["position"],
-                "coder": m["coder"]}
-        note = _note(P, g, m["text"], info, user_guid.get(m["coder"] or ""), m["created_at"])
-        notes.append(note)
-        if m["doc"] is not None:
-            note_refs.setdefault(m["doc"], []).append(g)
-
-    sources_el = etree.SubElement(root, f"{P}Sources") if docs else None
-    files: dict[str, str] = {}
-    segments_json: dict[str, Any] = {}
-    n_selections = n_suggestions = 0
-    for d in docs:
-        g = doc_guid[d["id"]]
-        speakers = db.query(
-            "SELECT sp.label, sp.role, p.name AS participant FROM speakers sp "
-            "LEFT JOIN participants p ON p.id = sp.participant_id WHERE sp.document_id=? "
-            "ORDER BY sp.id", (d["id"],))
-        info = {"format": d["format"], "unit": d["unit"], "sha256": d["sha256"],
-                "speakers": [{"label": s["label"], "role": s["role"],
-                              "participant": s["participant"]} for s in speakers]}
-        src = etree.SubElement(sources_el, f"{P}TextSource", guid=g, name=_x(d["name"]),
-                               plainTextPath=f"internal://{g}.txt")
-        _set_time(src, d["imported_at"])
-        etree.SubElement(src, f"{P}Description").text = coder_line(info)
-        files[f"sources/{g}.txt"] = d["text"]
-        segments_json[g] = {
-            "text_sha256": text_hash(d["text"]),
-            "segments": [[s["position"], s["turn"], s["start_char"], s["end_char"], s["label"],
-                          s["start_time"], s["end_time"], s["text"], s["text_hash"]]
-                         for s in db.query(
-                             "SELECT s.*, sp.label FROM segments s LEFT JOIN speakers sp "
-                             "ON sp.id = s.speaker_id WHERE s.document_id=? ORDER BY s.position",
-                             (d["id"],))]}
-        for kind, row in by_doc.get(d["id"], []):
-            if kind == "coding":
-                sel, note = _coding_selection(P, d, row, user_guid)
-                if note is not None:
-                    notes.append(note)
-                n_selections += 1
-            else:
-                sel = _suggestion_selection(P, d, row, user_guid[MACHINE])
-                n_suggestions += 1
-            src.append(sel)
-        for ng in note_refs.get(d["id"], []):
-            etree.SubElement(src, f"{P}NoteRef", targetGUID=ng)
-    if notes:
-        notes_el = etree.SubElement(root, f"{P}Notes")
-        for n in notes:
-            notes_el.append(n)
-    etree.SubElement(root, f"{P}Description").text = coder_line(project_line)
-
-    xml = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("project.qde", xml)
-            for name, text in files.items():
-                z.writestr(name, text.encode("utf-8"))
-            z.writestr("coder.json", json.dumps({"version": 1, "sources": segments_json},
-                                                ensure_ascii=False, sort_keys=True))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return ProjectExport(path=str(path), users=list(user_guid), codes=len(book.codes),
-                         sources=len(docs), cases=len(people), selections=n_selections,
-                         suggestions=n_suggestions, notes=len(notes), warnings=warnings)
-
-
-XSD_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
-
-
-def _datetime(value: str | None) -> str | None:
-    """An xsd:dateTime for a stored time (coder writes ISO 8601 with 'T' and 'Z' already)."""
-    if not value or XSD_DATETIME.match(value):
-        return value or None
-    candidate = value.strip().replace(" ", "T", 1)
-    return candidate if XSD_DATETIME.match(candidate) else None
-
-
-def _set_time(el: etree._Element, value: str | None) -> None:
-    value = _datetime(value)
-    if value:
-        el.set("creationDateTime", value)
-
-
-def _note(P: str, g: str, text: str, info: dict[str, Any], user: str | None,
-          created: str | None) -> etree._Element:
-    note = etree.Element(f"{P}Note", guid=g, name=info.get("kind", "memo"))
-    if user:
-        note.set("creatingUser", user)
-    _set_time(note, created)
-    etree.SubElement(note, f"{P}Description").text = coder_line(info)
-    etree.SubElement(note, f"{P}PlainTextContent").text = _x(text)
-    return note
-
-
-def _coding_selection(P, doc, k, user_guid) -> tuple[etree._Element, etree._Element | None]:
-    code_id = k["code_id"] or ""
-    key = (doc["name"], doc["sha256"], k["position"], code_id, k["coder"])
-    sel = etree.Element(f"{P}PlainTextSelection", guid=guid("selection", *key),
-                        name=_x(f"{doc['name']} #{k['position']}"),
-                        startPosition=str(k["start_char"]), endPosition=str(k["end_char"]),
-                        creatingUser=user_guid[k["coder"]])
-    _set_time(sel, k["created_at"])
-    info: dict[str, Any] = {"decision": k["decision"], "coder": k["coder"], "code": k["code_id"],
-                            "source": k["source"]}
-    for col in ("memo", "reason", "seconds", "model_version", "suggestion_score",
-                "codebook_version"):
-        if k[col] is not None:
-            info[col] = k[col]
-    if _datetime(k["created_at"]) != k["created_at"]:
-        info["created_at"] = k["created_at"]  # not an xsd:dateTime: kept verbatim here
-    etree.SubElement(sel, f"{P}Description").text = coder_line(info)
-    note = None
-    if k["memo"]:
-        ng = guid("coding-memo", *key)
-        note = _note(P, ng, k["memo"], {"kind": "coding-memo"}, user_guid[k["coder"]],
-                     k["created_at"])
-    if k["decision"] in POSITIVE_OR_AUTO and k["code_id"]:
-        coding = etree.SubElement(sel, f"{P}Coding", guid=guid("coding", *key),
-                                  creatingUser=user_guid[k["coder"]])
-        _set_time(coding, k["created_at"])
-        etree.SubElement(coding, f"{P}CodeRef", targetGUID=code_guid(k["code_id"]))
-        if note is not None:
-            etree.SubElement(coding, f"{P}NoteRef", targetGUID=note.get("guid"))
-    elif note is not None:
-        etree.SubElement(sel, f"{P}NoteRef", targetGUID=note.get("guid"))
-    return sel, note
-
-
-def _suggestion_selection(P, doc, g, machine_guid) -> etree._Element:
-    key = (doc["name"], doc["sha256"], g["position"], g["code_id"], MACHINE)
-    sel = etree.Element(f"{P}PlainTextSelection", guid=guid("selection", *key),
-                        name=_x(f"{doc['name']} #{g['position']}"),
-                        startPosition=str(g["start_char"]), endPosition=str(g["end_char"]),
-                        creatingUser=machine_guid)
-    _set_time(sel, g["created_at"])
-    info = {"suggestion": True, "code": g["code_id"], "score": g["score"], "rank": g["rank"],
-            "source": g["source"], "model_version": g["model_version"],
-            "codebook_version": g["codebook_version"], "threshold": g["threshold"]}
-    etree.SubElement(sel, f"{P}Description").text = coder_line(info)
-    coding = etree.SubElement(sel, f"{P}Coding", guid=guid("coding", *key),
-                              creatingUser=machine_guid)
-    _set_time(sel, g["created_at"])
-    etree.SubElement(coding, f"{P}CodeRef", targetGUID=code_guid(g["code_id"]))
-    return sel
 
 
 # -- import --------------------------------------------------------------------------------
@@ -756,7 +284,7 @@ def import_project(new_study_path: str | Path, qdpx: str | Path, *, unit: str = 
     """Make a new study from a REFI-QDA project (.qdpx). Everything is checked first and the
     study is built in a temporary file moved into place only on success, so a bad project
     leaves nothing behind. Skipped elements are appended to ``warnings``."""
-    from .study import Study
+    from coder.store import Store
 
     new_study_path, qdpx = Path(new_study_path), Path(qdpx)
     warnings = warnings if warnings is not None else []
@@ -773,7 +301,7 @@ def import_project(new_study_path: str | Path, qdpx: str | Path, *, unit: str = 
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        study = Study.create(tmp_path)
+        study = Store.create(tmp_path)
         try:
             with study.db.transaction():
                 _populate(study, project, qdpx, unit, warnings)
@@ -784,7 +312,7 @@ def import_project(new_study_path: str | Path, qdpx: str | Path, *, unit: str = 
     finally:
         for p in (tmp_path, Path(tmp + "-wal"), Path(tmp + "-shm")):
             p.unlink(missing_ok=True)
-    return Study(new_study_path)
+    return Store(new_study_path)
 
 
 def _clean_name(name: str) -> str:
@@ -803,7 +331,7 @@ def _populate(study, project: _Project, qdpx: Path, unit: str, warnings: list[st
     db = study.db
     version = None
     if project.codebook is not None:
-        version = study._store_codebook(project.codebook, source=str(qdpx)).version
+        version = study.store_codebook(project.codebook, source=str(qdpx)).version
     code_ids = set(project.code_ids.values())
     kinds = project.info.get("coders") or {}
 
@@ -994,8 +522,8 @@ def _insert_document(study, src: _Source, name: str, unit: str, saved: dict | No
     exact = (saved is not None and saved.get("text_sha256") == text_hash(src.text)
              and info.get("unit") == unit)
     if not exact:
-        from .errors import CoderError
-        from .transcripts import import_text
+        from coder.errors import CoderError
+        from coder.sources.transcripts import import_text
 
         try:
             return_id = import_text(study, name, src.text, unit=unit,
@@ -1049,25 +577,3 @@ def _insert_document(study, src: _Source, name: str, unit: str, saved: dict | No
             db.execute("UPDATE speakers SET participant_id=? WHERE id=?",
                        (participant(case_refs[0]), sp["id"]))
     return doc_id
-
-
-def _offset_map(source: str, stored: str):
-    """Map offsets into the project's text onto the stored document text (identical unless the
-    segmenter normalised it, e.g. CRLF to LF)."""
-    if source == stored:
-        return lambda i: i
-    import bisect
-    import difflib
-
-    if source.replace("\r\n", "\n") == stored:
-        crs = [i for i, ch in enumerate(source) if ch == "\r" and source[i + 1:i + 2] == "\n"]
-        return lambda i: i - bisect.bisect_left(crs, i)
-    blocks = difflib.SequenceMatcher(None, source, stored, autojunk=False).get_opcodes()
-    starts = [b[1] for b in blocks]
-
-    def where(i: int) -> int:
-        k = max(bisect.bisect_right(starts, i) - 1, 0)
-        tag, i1, i2, j1, j2 = blocks[k]
-        return j1 + (i - i1) if tag == "equal" else (j1 if i == i1 else j2)
-
-    return where

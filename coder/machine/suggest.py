@@ -4,7 +4,7 @@
 codebook version, else the codebook alone) and stores the top codes in ``suggestions``.
 ``train`` refits the model from scratch on confirmed/added (positive), rejected and no_code
 (negative) codings, never on auto-accepted ones, and stores it as a numbered model version with
-cross-validated quality per code. The estimator itself is :class:`coder.model.CodeSuggester`.
+cross-validated quality per code. The estimator itself is :class:`coder.machine.model.CodeSuggester`.
 
 Only leaf codes are suggested (a parent is the sum of its children). A code with ``speakers``
 is suggested only for segments whose speaker label or role is listed; interviewer turns get no
@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .db import now
-from .embed import Embedder, default_embedder, embed_segments, embed_texts
-from .errors import CoderError, NothingToDo, UnknownReference
-from .model import CodeSuggester
-from .study import POSITIVE
+from coder.errors import CoderError, NothingToDo, UnknownReference
+from coder.machine.embed import Embedder, default_embedder, embed_segments, embed_texts
+from coder.machine.model import CodeSuggester
+from coder.store import POSITIVE
+from coder.store.db import now
 
 if TYPE_CHECKING:
-    from .codebook import Code, Codebook
-    from .study import Study
+    from coder.store import Store
+    from coder.store.codebook import Code, Codebook
+
+
 
 NEGATIVE = ("rejected",)
 SUGGESTION_COLUMNS = ["document", "segment", "speaker", "text", "code", "score", "rank", "source",
@@ -76,7 +78,7 @@ def _has_text(code: Code) -> bool:
     return bool(code.description or code.include or code.items or code.examples)
 
 
-def code_vectors(study: Study, codes: list[Code], embedder: Embedder):
+def code_vectors(study: Store, codes: list[Code], embedder: Embedder):
     """Per code: the mean of its pieces' vectors (renormalised), plus the pieces themselves."""
     pieces, owner = [], []
     for i, code in enumerate(codes):
@@ -92,7 +94,7 @@ def code_vectors(study: Study, codes: list[Code], embedder: Embedder):
     return protos, vectors, owner_arr
 
 
-def codebook_model(study: Study, codes: list[Code], embedder: Embedder,
+def codebook_model(study: Store, codes: list[Code], embedder: Embedder,
                    **params: Any) -> CodeSuggester:
     """The model of day one: fitted on no labels, it scores from the codebook text alone."""
     protos, pieces, owner = code_vectors(study, codes, embedder)
@@ -129,7 +131,7 @@ class Features:
                 "extra": self.extra[rows]}
 
 
-def segment_features(study: Study, segments: pd.DataFrame, embedder: Embedder) -> Features:
+def segment_features(study: Store, segments: pd.DataFrame, embedder: Embedder) -> Features:
     """Embeddings of each segment and of the turn before it (same document), and speaker role.
 
     ``segments`` must hold whole documents in reading order so each row's previous turn is there.
@@ -146,7 +148,7 @@ def segment_features(study: Study, segments: pd.DataFrame, embedder: Embedder) -
 
 
 # -- models ------------------------------------------------------------------------------------
-def _current_model(study: Study, book: Codebook, embedder: Embedder):
+def _current_model(study: Store, book: Codebook, embedder: Embedder):
     row = study.db.one(
         "SELECT version FROM models WHERE kind='trained' AND codebook_version=? AND embedder=? "
         "ORDER BY version DESC LIMIT 1", (book.version, embedder.name))
@@ -155,7 +157,7 @@ def _current_model(study: Study, book: Codebook, embedder: Embedder):
     return row["version"], load_model(study, row["version"])
 
 
-def load_model(study: Study, version: int) -> CodeSuggester:
+def load_model(study: Store, version: int) -> CodeSuggester:
     """A stored model version rebuilt from its arrays (no pickle involved)."""
     rows = study.db.query("SELECT name, dtype, shape, data FROM model_arrays WHERE model_version=?",
                           (version,))
@@ -173,7 +175,7 @@ def _store_arrays(conn, version: int, arrays: dict[str, np.ndarray]) -> None:
           np.ascontiguousarray(a).tobytes()) for name, a in sorted(arrays.items())])
 
 
-def _existing_codebook_model(study: Study, book: Codebook, embedder: Embedder) -> int | None:
+def _existing_codebook_model(study: Store, book: Codebook, embedder: Embedder) -> int | None:
     """The codebook model made with today's parameters (a coder upgrade that changes them, e.g.
     the zero-shot constants, gets a new version, so each version's scores match its record)."""
     params = json.dumps(CodeSuggester().get_params(), sort_keys=True)
@@ -183,7 +185,7 @@ def _existing_codebook_model(study: Study, book: Codebook, embedder: Embedder) -
     return row["version"] if row else None
 
 
-def _codebook_model_version(study: Study, book: Codebook, embedder: Embedder,
+def _codebook_model_version(study: Store, book: Codebook, embedder: Embedder,
                             model: CodeSuggester) -> int:
     """The numbered 'codebook' model for this codebook version and embedder (made once)."""
     existing = _existing_codebook_model(study, book, embedder)
@@ -200,7 +202,7 @@ def _codebook_model_version(study: Study, book: Codebook, embedder: Embedder,
 
 
 # -- suggest -----------------------------------------------------------------------------------
-def suggest(study: Study, *, documents: list[str] | None = None, top_k: int = 3,
+def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
             min_score: float = 0.05, recompute: bool = False, embedder: Embedder | None = None,
             include_interviewer: bool = False) -> pd.DataFrame:
     """Score segments and store up to ``top_k`` codes per segment scoring at least ``min_score``.
@@ -291,7 +293,7 @@ def suggest(study: Study, *, documents: list[str] | None = None, top_k: int = 3,
     return out[[*SUGGESTION_COLUMNS, "code_id", "segment_id", "threshold"]]
 
 
-def suggestions(study: Study, *, documents: list[str] | None = None) -> pd.DataFrame:
+def suggestions(study: Store, *, documents: list[str] | None = None) -> pd.DataFrame:
     """The stored suggestions, in reading order then rank."""
     documents = study.check_documents(documents)
     sql = ("SELECT v.document, v.position AS segment, v.speaker, v.text, g.code_id, g.score, "
@@ -310,7 +312,7 @@ def suggestions(study: Study, *, documents: list[str] | None = None) -> pd.DataF
     return df
 
 
-def export_suggestions(study: Study, path: str | Path) -> pd.DataFrame:
+def export_suggestions(study: Store, path: str | Path) -> pd.DataFrame:
     """Write the stored suggestions as CSV (document,segment,speaker,text,code,score,rank,
     source,model_version); returns what was written."""
     path = Path(path)
@@ -326,7 +328,7 @@ def export_suggestions(study: Study, path: str | Path) -> pd.DataFrame:
 
 
 # -- train -------------------------------------------------------------------------------------
-def training_labels(study: Study, codes: list[Code], coders: list[str] | None = None):
+def training_labels(study: Store, codes: list[Code], coders: list[str] | None = None):
     """Segments with decisions by the chosen coders and their labels (segments, codes) in
     {1, 0, -1}: confirmed/added -> 1; rejected -> 0; no_code, or coded with other codes, -> 0
     for every other code. A positive from any chosen coder wins over a negative."""
@@ -365,7 +367,7 @@ def training_labels(study: Study, codes: list[Code], coders: list[str] | None = 
     return seg_ids, Y
 
 
-def train(study: Study, *, coders: list[str] | None = None, embedder: Embedder | None = None,
+def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder | None = None,
           report: str | Path | None = None, seed: int = 0, **params: Any) -> ModelSummary:
     """Refit the model from scratch on the coders' decisions; store it as a new version."""
     book = study.codebook()
@@ -431,7 +433,7 @@ def train(study: Study, *, coders: list[str] | None = None, embedder: Embedder |
     return summary
 
 
-def model_summary(study: Study, version: int | None = None) -> ModelSummary:
+def model_summary(study: Store, version: int | None = None) -> ModelSummary:
     """One stored model version (the latest when ``version`` is None)."""
     if version is None:
         row = study.db.one("SELECT * FROM models ORDER BY version DESC LIMIT 1")
@@ -450,7 +452,7 @@ def model_summary(study: Study, version: int | None = None) -> ModelSummary:
                         metrics=json.loads(row["metrics"]))
 
 
-def models(study: Study) -> pd.DataFrame:
+def models(study: Store) -> pd.DataFrame:
     """One row per model version: when, trained on what, and its cross-validated quality."""
     out = []
     for row in study.db.query("SELECT version FROM models ORDER BY version"):

@@ -1,0 +1,180 @@
+"""What a coder reviews next: the queue of undecided segments in a chosen order (most
+uncertain first by default), with context and suggestions, and the coder's progress."""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from coder.errors import CoderError, UnknownReference
+
+if TYPE_CHECKING:
+    from coder.store import Store
+    from coder.store.codebook import Codebook
+from coder.review.decisions import existing_coder
+
+ORDERS = ("uncertain", "document", "score", "random")
+
+
+# -- data shapes -------------------------------------------------------------------------------
+@dataclass
+class Suggestion:
+    code_id: str
+    path: str
+    name: str
+    score: float
+    source: str                 # codebook | classifier | blend
+    rank: int
+    threshold: float | None
+    model_version: int | None
+
+    @property
+    def above_threshold(self) -> bool:
+        """Pre-ticked in the review: the model would assign it on its own."""
+        return self.score >= (self.threshold if self.threshold is not None else 0.5)
+
+
+@dataclass
+class QueueItem:
+    segment_id: int
+    document: str
+    position: int
+    speaker: str | None
+    participant: str | None
+    text: str
+    previous_speaker: str | None = None
+    previous_text: str | None = None
+    next_speaker: str | None = None
+    next_text: str | None = None
+    suggestions: list[Suggestion] = field(default_factory=list)   # empty when blind
+    decided: dict[str | None, str] = field(default_factory=dict)  # this coder: code -> decision
+    others: list[tuple[str, str | None, str]] = field(default_factory=list)  # (coder, code, dec.)
+
+
+# -- the queue ---------------------------------------------------------------------------------
+def code_filter(book: Codebook, patterns: list[str] | None) -> set[str] | None:
+    """Code ids selected by patterns such as 'Networking/*' (a code and its subtree) or a glob."""
+    if not patterns:
+        return None
+    chosen: set[str] = set()
+    for pat in patterns:
+        if any(ch in pat for ch in "*?[") and not pat.endswith("/*"):
+            hits = [c.id for c in book if fnmatch.fnmatch(c.path.lower(), pat.lower())]
+            if not hits:
+                raise UnknownReference(f"no code matches '{pat}'",
+                                       hint="see: coder codebook show STUDY")
+            chosen.update(hits)
+        else:
+            chosen.update(c.id for c in book.match(pat))
+    return chosen
+
+
+def queue(study: Store, coder: str, *, order: str = "uncertain", codes: list[str] | None = None,
+          documents: list[str] | None = None, blind: bool = False, seed: int = 0
+          ) -> list[QueueItem]:
+    """The segments this coder has still to decide, in review order.
+
+    Interviewer turns are never queued. A segment counts as decided once the coder has any
+    decision on it (on one of ``codes`` or ``no_code``, when codes are given), so the queue
+    resumes where the coder left off. With ``codes``, only segments with a suggestion among them
+    are queued (all segments when ``blind``, since the coder must not be steered). ``uncertain``
+    puts the smallest margin between the two best scores first and segments without suggestions
+    last; ``score`` the most confident first; ``random`` is a seeded shuffle.
+    """
+    if order not in ORDERS:
+        raise CoderError(f"unknown order '{order}'", hint="one of: " + ", ".join(ORDERS))
+    book = study.codebook()
+    wanted = code_filter(book, codes)
+    cid = existing_coder(study, coder)
+    segs = study.segments(documents=documents, include_interviewer=True)
+    by_doc: dict[int, list[int]] = {}
+    info: dict[int, Any] = {}
+    for r in segs.itertuples(index=False):
+        info[r.segment_id] = r
+        by_doc.setdefault(r.document_id, []).append(r.segment_id)
+    neighbours: dict[int, tuple[int | None, int | None]] = {}
+    for ids in by_doc.values():
+        for i, s in enumerate(ids):
+            neighbours[s] = (ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None)
+
+    sugg: dict[int, list[Suggestion]] = {}
+    for r in study.db.query("SELECT segment_id, code_id, score, rank, source, threshold, "
+                            "model_version FROM suggestions ORDER BY segment_id, rank"):
+        if r["code_id"] not in book._by_id or (wanted is not None and r["code_id"] not in wanted):
+            continue
+        code = book.get(r["code_id"])
+        sugg.setdefault(r["segment_id"], []).append(Suggestion(
+            code_id=code.id, path=code.path, name=code.name, score=float(r["score"]),
+            source=r["source"], rank=int(r["rank"]), threshold=r["threshold"],
+            model_version=r["model_version"]))
+    mine: dict[int, dict[str | None, str]] = {}
+    others: dict[int, list[tuple[str, str | None, str]]] = {}
+    for r in study.db.query("SELECT k.segment_id, k.code_id, k.decision, c.id AS cid, "
+                            "c.name FROM codings k JOIN coders c ON c.id = k.coder_id"):
+        if r["cid"] == cid:
+            mine.setdefault(r["segment_id"], {})[r["code_id"]] = r["decision"]
+        else:
+            path = book.get(r["code_id"]).path if r["code_id"] in book._by_id else r["code_id"]
+            others.setdefault(r["segment_id"], []).append((r["name"], path, r["decision"]))
+
+    def decided(seg_id: int) -> bool:
+        got = mine.get(seg_id, {})
+        if wanted is None:
+            return bool(got)
+        return any(k is None or k in wanted for k in got)
+
+    items = []
+    for seg_id, r in info.items():
+        if r.role != "participant" or decided(seg_id):
+            continue
+        if wanted is not None and not blind and seg_id not in sugg:
+            continue
+        prev_id, next_id = neighbours[seg_id]
+        prev, nxt = info.get(prev_id), info.get(next_id)
+        items.append(QueueItem(
+            segment_id=int(seg_id), document=r.document, position=int(r.position),
+            speaker=r.speaker, participant=r.participant, text=r.text,
+            previous_speaker=prev.speaker if prev is not None else None,
+            previous_text=prev.text if prev is not None else None,
+            next_speaker=nxt.speaker if nxt is not None else None,
+            next_text=nxt.text if nxt is not None else None,
+            suggestions=sorted(sugg.get(seg_id, []), key=lambda s: (-s.score, s.rank)),
+            decided=dict(mine.get(seg_id, {})),
+            others=[] if blind else others.get(seg_id, [])))
+
+    def margin(item: QueueItem) -> tuple:
+        s = [x.score for x in item.suggestions]
+        if not s:
+            return (1, 0.0, item.document, item.position)
+        return (0, s[0] - (s[1] if len(s) > 1 else 0.0), item.document, item.position)
+
+    if order == "uncertain":
+        items.sort(key=margin)
+    elif order == "score":
+        items.sort(key=lambda it: (-(it.suggestions[0].score if it.suggestions else -1.0),
+                                   it.document, it.position))
+    elif order == "random":
+        items.sort(key=lambda it: (it.document, it.position))
+        random.Random(seed).shuffle(items)
+    else:
+        items.sort(key=lambda it: (it.document, it.position))
+    if blind:
+        for it in items:
+            it.suggestions = []
+    return items
+
+
+def progress(study: Store, coder: str, *, codes: list[str] | None = None,
+             documents: list[str] | None = None) -> tuple[int, int]:
+    """(segments this coder has decided, codable segments) over the given documents."""
+    wanted = code_filter(study.codebook(), codes)
+    cid = existing_coder(study, coder)
+    segs = study.segments(documents=documents, include_interviewer=False)
+    ids = set(segs["segment_id"].tolist())
+    done = {r["segment_id"] for r in study.db.query(
+        "SELECT segment_id, code_id FROM codings WHERE coder_id=?", (cid,))
+        if r["segment_id"] in ids and (wanted is None or r["code_id"] is None
+                                       or r["code_id"] in wanted)}
+    return len(done), len(ids)

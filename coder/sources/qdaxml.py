@@ -1,0 +1,129 @@
+"""REFI-QDA 1.0 XML as both directions need it: namespaces, GUIDs, safe parsing (no entities,
+no network), code trees, and coder's private line in Descriptions.
+
+What coder needs and REFI-QDA has no element for travels in one machine-readable line at the end
+of the element's ``Description``::
+
+    coder: {"decision": "rejected", "coder": "alice", "code": "networking", ...}
+
+(the prefix ``coder: `` then one JSON object). Lines are written on codes (the code's id,
+include/exclude, items, examples, speakers), on text sources (unit, format, file hash, speakers
+and their participants), on selections (decision, coder, code, memo, reason, seconds, source,
+model version, suggestion score or, for machine suggestions, score/rank/source) and on notes
+(which segment or document a memo belongs to).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from coder.errors import CodebookError, InputError
+
+CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
+PROJECT_NS = "urn:QDA-XML:project:1.0"
+LINE_PREFIX = "coder: "
+MACHINE = "machine"
+DECISIONS = ("confirmed", "added", "rejected", "no_code", "auto")  # what a coding in a project may say
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://coder.invalid/refi-qda/1")
+GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                     r"[0-9a-fA-F]{12}\}?$")
+
+
+class RefiError(InputError):
+    """A REFI-QDA file that cannot be read: not a zip, bad XML, dangling references, ..."""
+
+
+def guid(*parts: object) -> str:
+    """A stable GUID from study-stable keys (never from row ids or clocks)."""
+    return str(uuid.uuid5(NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+def code_guid(code_id: str) -> str:
+    """A code imported from another tool keeps its GUID (it is its id); others get uuid5."""
+    if GUID_RE.match(code_id):
+        return code_id.strip("{}").lower()
+    return guid("code", code_id)
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _x(text: object) -> str:
+    """Text as XML 1.0 allows it (control characters dropped; the coder line keeps them)."""
+    return _NOT_XML.sub("", str(text))
+
+
+def coder_line(data: dict[str, Any]) -> str:
+    return LINE_PREFIX + json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def split_description(text: str | None) -> tuple[str, dict[str, Any] | None]:
+    """Split a Description into its human text and its coder line (None when there is none)."""
+    text = (text or "").strip()
+    if not text:
+        return "", None
+    head, _, last = text.rpartition("\n")
+    if last.startswith(LINE_PREFIX):
+        try:
+            data = json.loads(last[len(LINE_PREFIX):])
+        except ValueError:
+            return text, None
+        if isinstance(data, dict):
+            return head.strip(), data
+    return text, None
+
+
+def _parse_xml(data: bytes, where: str, path: Path, error=RefiError) -> etree._Element:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
+    try:
+        return etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        line = e.lineno if getattr(e, "lineno", None) else None
+        msg = re.sub(r", line \d+, column \d+$", "", e.msg or "")
+        raise error(f"{where}: XML is not well-formed: {msg}", path=path, line=line) from None
+
+
+def _code_nodes(parent: etree._Element, ns: str, path: Path, where: str,
+                warnings: list[str]) -> list[dict[str, Any]]:
+    nodes = []
+    for el in parent.findall(f"{{{ns}}}Code"):
+        code_guid_ = el.get("guid")
+        name = (el.get("name") or "").strip()
+        if not code_guid_ or not name:
+            raise CodebookError(f"{where}: <Code> at line {el.sourceline} has no "
+                                f"{'guid' if not code_guid_ else 'name'}", path=path)
+        if "/" in name:
+            warnings.append(f"code '{name}': '/' replaced by '-' ('/' separates levels in coder)")
+            name = name.replace("/", "-")
+        text, extra = split_description(el.findtext(f"{{{ns}}}Description"))
+        node: dict[str, Any] = {"name": name, "guid": code_guid_.strip("{}").lower()}
+        if extra:
+            for key in ("id", "description", "include", "exclude", "items", "examples",
+                        "speakers"):
+                if extra.get(key):
+                    node[key] = extra[key]
+        else:
+            if text:
+                node["description"] = text
+        if not node.get("id"):
+            node["id"] = node["guid"]  # no better id: the GUID keeps it stable
+        kids = _code_nodes(el, ns, path, where, warnings)
+        if kids:
+            node["codes"] = kids
+        nodes.append(node)
+    return nodes
+
+
+def _strip_guids(nodes: list[dict[str, Any]]) -> dict[str, str]:
+    """Remove the 'guid' keys (not a codebook key) and return guid -> code id."""
+    out: dict[str, str] = {}
+    for n in nodes:
+        out[n.pop("guid")] = n["id"]
+        out.update(_strip_guids(n.get("codes", [])))
+    return out

@@ -1,0 +1,244 @@
+"""The queries every stage shares: the study's codebook, documents, segments, participants and
+coders. Each stage takes a `Store`; the `coder.Store` facade is a `Store` with the stages'
+methods added, so nothing below the faces ever imports the facade.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from coder import __version__
+from coder.errors import CoderError, NothingToDo, StudyError, UnknownReference
+from coder.store import codebook as codebook_mod
+from coder.store.db import Database, now
+
+POSITIVE = ("confirmed", "added")  # decisions that put a code on a segment
+
+
+@dataclass
+class StudyStatus:
+    path: str
+    documents: int
+    participants: int
+    segments: int
+    codable_segments: int
+    codebook_version: int | None
+    codebook_name: str | None
+    codes: int
+    coders: dict[str, int]          # coder -> segments decided
+    suggestions: int
+    model_version: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Store:
+    """One study file and its shared queries. ``Store.create(path)`` makes one; ``Store(path)``
+    opens it."""
+
+    def __init__(self, path: str | Path, *, _create: bool = False):
+        self.path = Path(path)
+        self.db = Database(self.path, create=_create)
+        self._codebooks: dict[int, codebook_mod.Codebook] = {}
+
+    @classmethod
+    def create(cls, path: str | Path, *, book: codebook_mod.Codebook | None = None,
+               source: str | None = None):
+        """A new study file, with a codebook already read and checked (or none yet)."""
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            raise StudyError(f"{path} already exists", hint="open it, or choose another file name")
+        if not path.parent.exists():
+            raise StudyError(f"folder {path.parent} does not exist")
+        store = cls(path, _create=True)
+        with store.db.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO study_info VALUES ('created_with', ?)",
+                         (f"coder {__version__}",))
+            conn.execute("INSERT OR REPLACE INTO study_info VALUES ('created_at', ?)", (now(),))
+            conn.execute("INSERT OR REPLACE INTO study_info VALUES ('study_id', ?)",
+                         (str(uuid.uuid4()),))
+            if book is not None:
+                store.store_codebook(book, source=source or "")
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- codebook ---------------------------------------------------------------------------
+    @property
+    def codebook_version(self) -> int | None:
+        row = self.db.one("SELECT MAX(version) AS v FROM codebook_versions")
+        return row["v"] if row and row["v"] is not None else None
+
+    def codebook(self, version: int | None = None) -> codebook_mod.Codebook:
+        """The current (or a given) codebook version."""
+        version = version or self.codebook_version
+        if version is None:
+            raise NothingToDo("the study has no codebook",
+                              hint=f"add one: coder codebook import {self.path} CODEBOOK.yaml")
+        if version not in self._codebooks:
+            info = self.db.one("SELECT * FROM codebook_versions WHERE version=?", (version,))
+            if info is None:
+                raise UnknownReference(f"no codebook version {version}")
+            codes = [
+                codebook_mod.Code(
+                    id=r["id"], name=r["name"], path=r["path"], parent_id=r["parent_id"],
+                    depth=r["depth"], position=r["position"], description=r["description"],
+                    include=r["include"], exclude=r["exclude"], items=json.loads(r["items"]),
+                    examples=json.loads(r["examples"]), speakers=json.loads(r["speakers"]))
+                for r in self.db.query(
+                    "SELECT * FROM codes WHERE codebook_version=? ORDER BY position", (version,))
+            ]
+            self._codebooks[version] = codebook_mod.Codebook(
+                name=info["name"], description=info["description"] or "", codes=codes,
+                version=version)
+        return self._codebooks[version]
+
+    def store_codebook(self, book: codebook_mod.Codebook, source: str) -> codebook_mod.Codebook:
+        """Add a codebook as a new version (the current one if identical); inside the caller's
+        transaction."""
+        previous = self.codebook() if self.codebook_version else None
+        book = codebook_mod.assign_ids(book, previous)
+        if previous is not None and previous.sha256 == book.sha256 and previous.name == book.name:
+            return previous
+        version = (self.codebook_version or 0) + 1
+        self.db.execute(
+            "INSERT INTO codebook_versions (version, name, description, source, sha256, content,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+            (version, book.name, book.description, source, book.sha256, book.canonical_json(), now()))
+        self.db.conn.executemany(
+            "INSERT INTO codes (codebook_version, id, parent_id, path, name, depth, position,"
+            " description, include, exclude, items, examples, speakers)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(version, c.id, c.parent_id, c.path, c.name, c.depth, c.position, c.description,
+              c.include, c.exclude, json.dumps(c.items, ensure_ascii=False),
+              json.dumps(c.examples, ensure_ascii=False),
+              json.dumps(c.speakers, ensure_ascii=False)) for c in book.codes])
+        book.version = version
+        self._codebooks[version] = book
+        return book
+
+    def codebook_versions(self) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT v.version, v.name, v.source, v.created_at, COUNT(c.id) AS codes "
+            "FROM codebook_versions v LEFT JOIN codes c ON c.codebook_version = v.version "
+            "GROUP BY v.version ORDER BY v.version", self.db.conn)
+
+    # -- documents, segments, participants --------------------------------------------------
+    def documents(self) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT d.id, d.name, d.format, d.unit, d.source_path, d.imported_at, "
+            "(SELECT COUNT(*) FROM segments s WHERE s.document_id = d.id) AS segments "
+            "FROM documents d ORDER BY d.name", self.db.conn)
+
+    def document_id(self, name: str) -> int:
+        row = self.db.one("SELECT id FROM documents WHERE name=?", (name,))
+        if row is None:
+            raise UnknownReference(f"unknown document '{name}'",
+                                   hint=f"see the names with: coder status {self.path}")
+        return row["id"]
+
+    def check_documents(self, names: list[str] | None) -> list[str] | None:
+        """Validate document names given by a user; all unknown names are reported at once."""
+        if not names:
+            return None
+        known = {r["name"] for r in self.db.query("SELECT name FROM documents")}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise UnknownReference("unknown document(s): " + ", ".join(missing),
+                                   hint=f"see the names with: coder status {self.path}")
+        return names
+
+    def segments(self, *, documents: list[str] | None = None,
+                 include_interviewer: bool = True) -> pd.DataFrame:
+        """One row per segment, in reading order, with speaker role and participant."""
+        sql = "SELECT * FROM segment_view"
+        where, params = [], []
+        if documents:
+            self.check_documents(documents)
+            where.append("document IN (%s)" % ",".join("?" * len(documents)))
+            params += documents
+        if not include_interviewer:
+            where.append("role = 'participant'")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY document, position"
+        return pd.read_sql_query(sql, self.db.conn, params=params)
+
+    def participants(self) -> pd.DataFrame:
+        """One row per participant with one column per attribute."""
+        people = pd.read_sql_query("SELECT id, name AS participant FROM participants ORDER BY name",
+                                   self.db.conn)
+        attrs = pd.read_sql_query(
+            "SELECT participant_id AS id, attribute, value FROM participant_attributes",
+            self.db.conn)
+        if len(attrs):
+            wide = attrs.pivot(index="id", columns="attribute", values="value").reset_index()
+            wide.columns.name = None
+            people = people.merge(wide, on="id", how="left")
+        return people
+
+    # -- coders and codings -----------------------------------------------------------------
+    def coder_id(self, name: str, *, create: bool = True, kind: str = "human") -> int:
+        name = check_coder_name(name)
+        row = self.db.one("SELECT id FROM coders WHERE name=?", (name,))
+        if row:
+            return row["id"]
+        if not create:
+            raise UnknownReference(f"unknown coder '{name}'", hint="coders: " + (
+                ", ".join(self.coders()) or "none yet"))
+        # insert-or-get in one write transaction: the same new coder deciding from two places
+        # at once must not collide on the unique name
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO coders (name, kind, created_at) VALUES (?,?,?) "
+                         "ON CONFLICT(name) DO NOTHING", (name, kind, now()))
+            return conn.execute("SELECT id FROM coders WHERE name=?", (name,)).fetchone()[0]
+
+    def coders(self) -> list[str]:
+        return [r["name"] for r in self.db.query("SELECT name FROM coders ORDER BY id")]
+
+    # -- overview ---------------------------------------------------------------------------
+    def status(self) -> StudyStatus:
+        q = lambda sql: self.db.one(sql)[0]  # noqa: E731
+        version = self.codebook_version
+        coders = {r["name"]: r["n"] for r in self.db.query(
+            "SELECT c.name, COUNT(DISTINCT k.segment_id) AS n FROM coders c "
+            "LEFT JOIN codings k ON k.coder_id = c.id GROUP BY c.id ORDER BY c.id")}
+        return StudyStatus(
+            path=str(self.path),
+            documents=q("SELECT COUNT(*) FROM documents"),
+            participants=q("SELECT COUNT(*) FROM participants"),
+            segments=q("SELECT COUNT(*) FROM segments"),
+            codable_segments=q("SELECT COUNT(*) FROM segment_view WHERE role='participant'"),
+            codebook_version=version,
+            codebook_name=self.codebook().name if version else None,
+            codes=len(self.codebook()) if version else 0,
+            coders=coders,
+            suggestions=q("SELECT COUNT(*) FROM suggestions"),
+            model_version=q("SELECT MAX(version) FROM models"),
+        )
+
+
+def check_coder_name(name: str | None) -> str:
+    """Coder names are what people type: non-empty, no surrounding or control whitespace."""
+    if name is None or not str(name).strip():
+        raise CoderError("a coder name is required and cannot be empty",
+                         hint="e.g. --coder alice")
+    name = str(name)
+    if name != name.strip() or any(ch in name for ch in "\t\n\r,;"):
+        raise CoderError(f"coder name {name!r} has surrounding whitespace, a comma or a semicolon",
+                         hint="use a plain name such as 'alice'")
+    return name
