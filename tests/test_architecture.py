@@ -12,7 +12,7 @@ PACKAGE = ROOT / "coder"
 
 # lowest first; a module may import its own layer and the ones below, never above
 LAYERS = [
-    ("errors", ["coder.errors"]),
+    ("errors and cells", ["coder.errors", "coder.spreadsheet"]),
     ("study file", ["coder.store"]),
     ("sources", ["coder.sources"]),
     ("machine and people", ["coder.machine", "coder.review"]),

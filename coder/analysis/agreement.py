@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from coder.errors import CoderError, InputError, NothingToDo, UnknownReference
+from coder.spreadsheet import neutralise_frame, restore_frame
 from coder.store import POSITIVE
 from coder.store.db import now
 
@@ -351,9 +352,9 @@ def write_sheet(df: pd.DataFrame, path: str | Path) -> Path:
         raise InputError(f"folder {path.parent} does not exist", path=path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
+        neutralise_frame(df).to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
     elif suffix == ".xlsx":
-        df.to_excel(path, index=False, sheet_name="disagreements")
+        neutralise_frame(df).to_excel(path, index=False, sheet_name="disagreements")
     else:
         raise InputError(f"unknown sheet format '{path.suffix}'", path=path,
                          hint="use .csv or .xlsx")
@@ -377,7 +378,7 @@ def _read_sheet(path: Path) -> pd.DataFrame:
     except Exception as e:  # a corrupt xlsx or csv: say which file, not a traceback
         raise InputError(f"cannot read the sheet ({type(e).__name__}: {e})", path=path) from None
     df.columns = [str(c).strip().lower() for c in df.columns]
-    return df
+    return restore_frame(df)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from coder.errors import CoderError, InputError
+from coder.spreadsheet import neutralise_frame, neutralise_workbook
 
 FORMATS = ("table", "csv", "md", "latex", "html", "xlsx", "json")
 EXTENSIONS = {".txt": "table", ".csv": "csv", ".md": "md", ".markdown": "md", ".tex": "latex",
@@ -183,7 +184,7 @@ def _attribution(q: dict) -> str:
 
 # -- formats -----------------------------------------------------------------------------------
 def to_csv(df: pd.DataFrame) -> str:
-    return df.to_csv(index=False, lineterminator="\n")
+    return neutralise_frame(df).to_csv(index=False, lineterminator="\n")
 
 
 def to_json(df: pd.DataFrame) -> str:
@@ -419,6 +420,7 @@ def to_xlsx(df: pd.DataFrame, path: str | Path, *, counts: bool = False) -> Path
     for n in df.attrs.get("notes", []):
         notes.append([n])
     path = Path(path)
+    neutralise_workbook(wb)
     wb.save(path)
     return path
 

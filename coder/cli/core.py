@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from coder.cli.options import study_argument
+from coder.spreadsheet import neutralise_frame
 from coder.study import Study
 
 
@@ -143,9 +144,9 @@ def codes_export(study, path, coder):
     s = Study(study)
     df = s.export_codings(None, coder=coder)
     if path == "-":
-        df.to_csv(sys.stdout, index=False)
+        neutralise_frame(df).to_csv(sys.stdout, index=False)
     else:
-        df.to_csv(path, index=False)
+        neutralise_frame(df).to_csv(path, index=False)
         click.echo(f"Wrote {len(df)} coding(s) to {path}")
 
 
@@ -167,7 +168,8 @@ def participants_import(study, path):
 @study_argument
 def participants_show(study):
     """List participants and their attributes as CSV."""
-    Study(study).participants().drop(columns=["id"]).to_csv(sys.stdout, index=False)
+    neutralise_frame(Study(study).participants().drop(columns=["id"])).to_csv(sys.stdout,
+                                                                             index=False)
 
 
 @click.command()

@@ -171,4 +171,6 @@ def codings(study, coder, fmt, history):
         click.echo(json.dumps(json.loads(df.to_json(orient="records")), ensure_ascii=False,
                               indent=1))
     else:
-        df.to_csv(sys.stdout, index=False)
+        from coder.spreadsheet import neutralise_frame
+
+        neutralise_frame(df).to_csv(sys.stdout, index=False)

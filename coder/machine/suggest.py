@@ -25,6 +25,7 @@ import pandas as pd
 from coder.errors import CoderError, NothingToDo, UnknownReference
 from coder.machine.embed import Embedder, default_embedder, embed_segments, embed_texts
 from coder.machine.model import CodeSuggester
+from coder.spreadsheet import neutralise_frame
 from coder.store import POSITIVE
 from coder.store.db import now
 
@@ -323,7 +324,7 @@ def export_suggestions(study: Store, path: str | Path) -> pd.DataFrame:
         raise NothingToDo("the study has no suggestions yet",
                           hint=f"make some with: coder suggest {study.path}")
     df = df[SUGGESTION_COLUMNS]
-    df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    neutralise_frame(df).to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
     return df
 
 

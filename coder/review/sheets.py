@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coder.errors import CoderError, InputError, UnknownReference
+from coder.spreadsheet import neutralise_row, neutralise_workbook, restore
 from coder.store import check_coder_name
 from coder.store.db import now
 
@@ -86,7 +87,7 @@ def export_sheet(study: Store, path: str | Path, coder: str, *, limit: int = 200
             w = csv.writer(fh)
             w.writerow([*SHEET_COLUMNS, "study"])
             for r in rows:
-                w.writerow([*r, study_id])
+                w.writerow(neutralise_row([*r, study_id]))
         return len(rows)
 
     from openpyxl import Workbook
@@ -125,6 +126,7 @@ def export_sheet(study: Store, path: str | Path, coder: str, *, limit: int = 200
                             allow_blank=True, showErrorMessage=False)
         ws.add_data_validation(dv)
         dv.add(f"H2:H{len(rows) + 1}")
+    neutralise_workbook(wb)
     wb.save(path)
     return len(rows)
 
@@ -137,7 +139,7 @@ def _read_sheet(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]
     if kind == "csv":
         try:
             with open(path, newline="", encoding="utf-8-sig") as fh:
-                data = list(csv.reader(fh))
+                data = [[restore(v) for v in r] for r in csv.reader(fh)]
         except UnicodeDecodeError as e:
             raise InputError("not UTF-8 text", path=path, hint="save the sheet as UTF-8 CSV") from e
         if not data:
@@ -155,7 +157,7 @@ def _read_sheet(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]
     except Exception as e:  # openpyxl raises several types for a file that is not xlsx
         raise InputError(f"not a readable .xlsx file ({type(e).__name__})", path=path) from e
     ws = wb["review"] if "review" in wb.sheetnames else wb.worksheets[0]
-    data = [list(r) for r in ws.iter_rows(values_only=True)]
+    data = [[restore(v) for v in r] for r in ws.iter_rows(values_only=True)]
     if not data:
         raise InputError("the sheet is empty", path=path)
     header = [str(h).strip() if h is not None else "" for h in data[0]]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from coder.errors import InputError
+from coder.spreadsheet import cell_text, neutralise_frame
 from coder.store import check_coder_name
 from coder.store.db import now
 
@@ -80,7 +81,7 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> int:
     documents = {name for name, _ in positions}
     errors, rows = [], []
     for lineno, row in enumerate(reader, 2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        row = {(k or "").strip().lower(): cell_text(v) for k, v in row.items()}
         problems = []
         doc = row.get("document", "")
         if doc not in documents:
@@ -146,5 +147,5 @@ def export_csv(study: Store, path=None, *, coder=None) -> pd.DataFrame:
     })
     out.loc[df["code_id"].notna() & df["code_path"].isna(), "code"] = df["code_id"]
     if path is not None:
-        out.to_csv(path, index=False)
+        neutralise_frame(out).to_csv(path, index=False)
     return out

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from coder.errors import InputError
 from coder.sources.segment import UNITS, Segment, Turn, segment
+from coder.spreadsheet import cell_text
 from coder.store.db import now, text_hash
 
 if TYPE_CHECKING:
@@ -453,7 +454,7 @@ def read_participants(path) -> list[dict[str, str]]:
                          " such as group, gender; optional document and speaker)", path=path, line=1)
     rows = []
     for lineno, row in enumerate(reader, 2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        row = {(k or "").strip(): cell_text(v) for k, v in row.items()}
         row = {("participant" if k.lower() == "participant" else
                 "document" if k.lower() == "document" else
                 "speaker" if k.lower() == "speaker" else k): v for k, v in row.items()}

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from coder.errors import UnknownReference
+from coder.spreadsheet import neutralise_row
 
 CODE_KEYS = {"id", "name", "description", "include", "exclude", "examples", "items", "speakers",
              "codes", "color"}
@@ -128,8 +129,9 @@ class Codebook:
         w.writerow(["id", "path", "name", "level", "description", "include", "exclude", "items",
                     "examples", "speakers"])
         for c in self.codes:
-            w.writerow([c.id, c.path, c.name, c.depth, c.description, c.include, c.exclude,
-                        "; ".join(c.items), "; ".join(c.examples), "; ".join(c.speakers)])
+            w.writerow(neutralise_row([
+                c.id, c.path, c.name, c.depth, c.description, c.include, c.exclude,
+                "; ".join(c.items), "; ".join(c.examples), "; ".join(c.speakers)]))
         return buf.getvalue()
 
     def canonical_json(self) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from coder.errors import CodebookError
 from coder.sources.codebook.tree import from_dict
+from coder.spreadsheet import cell_text
 from coder.store.codebook import Codebook
 
 
@@ -39,7 +40,7 @@ def load_csv(text: str, path: Path) -> Codebook:
         return node
 
     for lineno, row in enumerate(reader, 2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        row = {(k or "").strip().lower(): cell_text(v) for k, v in row.items()}
         code_path = "/".join(p.strip() for p in (row.get("path") or row.get("name") or "").split("/"))
         if not code_path or any(not p for p in code_path.split("/")):
             raise CodebookError("row without a code path", path=path, line=lineno)
