@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
+# a quoted value from a file (a cell, a name, a time) longer than this is cut in messages, so a
+# hostile or broken file never turns an error into a screenful
+QUOTED_MAX = 80
+_QUOTED = re.compile(r"'([^'\n]{%d,})'" % (QUOTED_MAX + 1))
+
+
+LINE_MAX = 600  # characters of one line of an error: a person reads it
+
+
+def _shorten(text: str) -> str:
+    """Long quoted values cut, and every line of the message at most LINE_MAX characters."""
+    text = _QUOTED.sub(lambda m: f"'{m.group(1)[:60]}…' ({len(m.group(1)):,} characters)", text)
+    return "\n".join(line if len(line) <= LINE_MAX else line[:LINE_MAX - 1] + "…"
+                     for line in text.split("\n"))
+
 
 class CoderError(Exception):
     """Base class: bad data or a state the user can fix. The CLI exits 1 with the message."""
@@ -22,7 +39,7 @@ class CoderError(Exception):
             where = f"{self.path}: "
             if self.line is not None:
                 where += f"line {self.line}: "
-        text = where + self.detail
+        text = where + _shorten(self.detail)
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -46,3 +63,8 @@ class UnknownReference(CoderError):
 
 class NothingToDo(CoderError):
     """The request cannot produce anything (no codebook, no confirmed codings, ...)."""
+
+
+class ConsensusIncomplete(CoderError):
+    """A consensus coder that does not yet stand for every segment its coders decided (open
+    disagreements, or decisions they made after it was built): counting it would mislead."""

@@ -11,6 +11,8 @@ formulas.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -73,3 +75,36 @@ def neutralise_workbook(wb) -> None:
                                                     != cell.value):
                     cell.value = neutralise(cell.value)
                     cell.data_type = "s"
+
+
+class CsvReader(csv.DictReader):
+    """csv.DictReader whose failures (a field over csv's size limit, a NUL byte, a quote left
+    open) are one InputError naming the file and the line, never a csv.Error traceback."""
+
+    def __init__(self, text: str, path, *, error=None) -> None:
+        super().__init__(io.StringIO(text))
+        self._path = path
+        self._error = error
+
+    def _fail(self, e: Exception):
+        from coder.errors import InputError
+
+        error = self._error or InputError
+        return error(f"not readable as CSV ({e})", path=self._path, line=self.line_num or 1)
+
+    @property
+    def fieldnames(self):
+        try:
+            return csv.DictReader.fieldnames.fget(self)
+        except csv.Error as e:
+            raise self._fail(e) from None
+
+    @fieldnames.setter
+    def fieldnames(self, value):
+        csv.DictReader.fieldnames.fset(self, value)
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except csv.Error as e:
+            raise self._fail(e) from None

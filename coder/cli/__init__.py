@@ -12,10 +12,14 @@ import sys
 
 import click
 
-from coder.cli import agree, core, exchange, freq, review, serve, suggest
+from coder.cli import agree, analysis, core, exchange, freq, review, serve, suggest
 from coder.errors import CoderError
 
-MODULES = [core, suggest, review, agree, freq, exchange, serve]
+MODULES = [core, suggest, review, agree, freq, analysis, exchange, serve]
+
+
+# commands in which people make decisions one at a time (each saved as it is made)
+DECIDING = {"review", "serve", "reconcile"}
 
 
 class CoderGroup(click.Group):
@@ -34,7 +38,11 @@ class CoderGroup(click.Group):
                        "(is it a coder study, and is the disk writable?)", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.echo("Interrupted; every decision made so far is saved.", err=True)
+            if ctx.invoked_subcommand in DECIDING:
+                click.echo("Interrupted; every decision made so far is saved.", err=True)
+            else:
+                click.echo("Interrupted; the study holds every step that had finished, and the "
+                           "one under way wrote nothing.", err=True)
             sys.exit(130)
 
 

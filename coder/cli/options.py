@@ -23,3 +23,15 @@ def coders_option(fn):
 
 def documents_option(fn):
     return click.option("--documents", help="Comma-separated document names (default: all).")(fn)
+
+
+class ListedChoice(click.Choice):
+    """A choice that also accepts values it does not list in --help (so that, e.g., ``--level
+    item`` can explain why items are not counted without being offered as a level)."""
+
+    def __init__(self, listed: list[str], unlisted: list[str]) -> None:
+        super().__init__([*listed, *unlisted])
+        self.listed = list(listed)
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(self.listed) + "]"

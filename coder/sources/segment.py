@@ -61,10 +61,22 @@ def _paragraph_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [s for s in (_trimmed(text, a, b) for a, b in spans) if s[0] < s[1]]
 
 
+LONG_RUN = 100  # characters without a space; past this spaCy's tokenizer turns quadratic
+
+
+def _tokenizable(text: str) -> str:
+    """The same text of the same length, with a space every LONG_RUN characters of any run
+    without one (a 40,000-character run of quotes took spaCy four minutes); sentences are cut
+    on the original text at the same offsets."""
+    return re.sub(r"\S{%d,}" % (LONG_RUN + 1),
+                  lambda m: "".join(" " if i and i % LONG_RUN == 0 else ch
+                                    for i, ch in enumerate(m.group())), text)
+
+
 def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans = []
     for pstart, pend in _paragraph_spans(text, start, end):
-        doc = _sentencizer()(text[pstart:pend])
+        doc = _sentencizer()(_tokenizable(text[pstart:pend]))
         for sent in doc.sents:
             a, b = _trimmed(text, pstart + sent.start_char, pstart + sent.end_char)
             if a < b:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from coder.errors import CodebookError
 from coder.sources.codebook.csv_format import load_csv
 from coder.sources.codebook.qdc_format import read_codebook
 from coder.sources.codebook.tree import from_dict
+from coder.sources.codebook.yaml_format import load_yaml
 from coder.store.codebook import Codebook
 
 
@@ -31,14 +30,11 @@ def load(path: str | Path) -> Codebook:
         raise CodebookError("not a UTF-8 text file", path=path,
                             hint="save the codebook as UTF-8") from None
     if suffix in (".yaml", ".yml", ".json"):
+        data = load_yaml(text, path)
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            problem = getattr(e, "problem", None) or "not valid YAML"
-            raise CodebookError(f"bad YAML: {problem}", path=path, line=line) from None
-        return from_dict(data, path)
+            return from_dict(data, path)
+        except RecursionError:
+            raise CodebookError("the codes are nested too deeply to read", path=path) from None
     if suffix == ".csv":
         return load_csv(text, path)
     if suffix == ".qdc":

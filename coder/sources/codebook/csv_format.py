@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 from coder.errors import CodebookError
 from coder.sources.codebook.tree import from_dict
-from coder.spreadsheet import cell_text
+from coder.spreadsheet import CsvReader, cell_text
 from coder.store.codebook import Codebook
 
 
 def load_csv(text: str, path: Path) -> Codebook:
     """One row per code: path (required), optional id, description, include, exclude,
     items/examples/speakers separated by ';'. Parents may be implied by the paths."""
-    reader = csv.DictReader(io.StringIO(text))
+    reader = CsvReader(text, path, error=CodebookError)
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "path" not in fields and "name" not in fields:
         raise CodebookError("a CSV codebook needs a 'path' column ('Factor/Category')", path=path)

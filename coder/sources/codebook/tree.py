@@ -28,7 +28,7 @@ def from_dict(data: Any, path: Path) -> Codebook:
         raise CodebookError("a codebook must be a mapping with 'name' and 'codes'", path=path)
     unknown = set(data) - TOP_KEYS
     if unknown:
-        raise CodebookError(f"unknown key '{sorted(unknown)[0]}' at the top level", path=path,
+        raise CodebookError(f"unknown key '{sorted(map(str, unknown))[0]}' at the top level", path=path,
                             hint="allowed: " + ", ".join(sorted(TOP_KEYS)))
     if not data.get("codes"):
         raise CodebookError("the codebook has no 'codes'", path=path)
@@ -45,7 +45,7 @@ def from_dict(data: Any, path: Path) -> Codebook:
                 raise CodebookError(f"{here}: a code must be a mapping with a 'name'", path=path)
             bad = set(node) - CODE_KEYS
             if bad:
-                raise CodebookError(f"{here}: unknown key '{sorted(bad)[0]}'", path=path,
+                raise CodebookError(f"{here}: unknown key '{sorted(map(str, bad))[0]}'", path=path,
                                     hint="allowed: " + ", ".join(sorted(CODE_KEYS)))
             name = node.get("name")
             if not isinstance(name, str) or not name.strip():
@@ -73,7 +73,11 @@ def from_dict(data: Any, path: Path) -> Codebook:
                 items=_as_list(node.get("items"), here + "/items", path),
                 examples=_as_list(node.get("examples"), here + "/examples", path),
                 speakers=_as_list(node.get("speakers"), here + "/speakers", path),
+                leads_to=_as_list(node.get("leads_to"), here + "/leads_to", path),
             )
+            if code.leads_to and parent is not None:
+                raise CodebookError(f"{here}: leads_to is for factors (top-level codes) only",
+                                    path=path, hint="move it to the factor this code is under")
             if code_id:
                 seen_ids.add(code_id)
             codes.append(code)
@@ -81,8 +85,32 @@ def from_dict(data: Any, path: Path) -> Codebook:
                 walk(node["codes"], code, code_path)
 
     walk(data["codes"], None, "")
+    _resolve_leads_to(codes, path)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise CodebookError("the codebook has no 'name'", path=path)
     return Codebook(name=name.strip(), description=str(data.get("description") or "").strip(),
                     codes=codes)
+
+
+def _resolve_leads_to(codes: list[Code], path: Path) -> None:
+    """Each leads_to target must be another factor, named by id, name or path; it is kept as
+    the target's id (or its path until ids are assigned)."""
+    factors = [c for c in codes if c.depth == 1]
+    for i, code in enumerate(factors, 1):
+        targets = []
+        for ref in code.leads_to:
+            wanted = " ".join(ref.split()).lower()
+            hit = next((f for f in factors if f.id and f.id.lower() == wanted), None) or next(
+                (f for f in factors if f.name.lower() == wanted), None)
+            if hit is None:
+                raise CodebookError(
+                    f"codes[{i}] '{code.name}': leads_to '{ref}' is not a factor of this "
+                    "codebook", path=path,
+                    hint="name a top-level code by its id or name: "
+                         + ", ".join(f.id or f.name for f in factors))
+            if hit is code:
+                raise CodebookError(f"codes[{i}] '{code.name}': a factor cannot lead to itself",
+                                    path=path)
+            targets.append(hit.id or hit.path)
+        code.leads_to = list(dict.fromkeys(targets))
