@@ -26,22 +26,27 @@ class Study(Store):
         return super().create(path, book=book, source=str(codebook) if codebook else None)
 
     # -- sources ----------------------------------------------------------------------------
-    def import_codebook(self, path: str | Path) -> codebook_mod.Codebook:
-        """Add a codebook file as a new version (a no-op if it is identical to the current one)."""
+    def import_codebook(self, path: str | Path, *,
+                        drop_coded: bool = False) -> codebook_mod.Codebook:
+        """Add a codebook file as a new version (a no-op if it is identical to the current one).
+        A version that drops codes with codings is refused unless ``drop_coded``; see
+        `codebook_diff` and `codebook_history` for what changed."""
         from coder.sources.codebook import load
 
         book = load(path)
         with self.db.transaction():
-            return self.store_codebook(book, source=str(path))
+            return self.store_codebook(book, source=str(path), drop_coded=drop_coded)
 
     def import_transcripts(self, paths, *, unit: str = "turn", interviewer=None,
                            participants: str | Path | None = None, replace: bool = False,
-                           names: list[str] | None = None):
+                           names: list[str] | None = None, allow_duplicate: bool = False,
+                           encoding: str | None = None):
         """Import transcript files (txt, md, docx, vtt, srt, csv); see `coder.sources.transcripts`."""
         from coder.sources import transcripts
 
         return transcripts.import_files(self, paths, unit=unit, interviewer=interviewer,
-                                        participants=participants, replace=replace, names=names)
+                                        participants=participants, replace=replace, names=names,
+                                        allow_duplicate=allow_duplicate, encoding=encoding)
 
     def import_participants(self, path: str | Path):
         from coder.sources import transcripts
@@ -123,11 +128,15 @@ class Study(Store):
 
         return agreement.disagreements(self, coders, **kwargs)
 
-    def reconcile(self, sheet, *, coders: list[str], as_coder: str = "consensus"):
-        """Record an edited disagreements sheet as a consensus coder's decisions."""
+    def reconcile(self, sheet, *, coders: list[str], as_coder: str = "consensus",
+                  single: str | None = None):
+        """Record an edited disagreements sheet as a consensus coder's decisions; the
+        consensus then covers every segment the coders decided (see
+        `coder.analysis.agreement.build_consensus`)."""
         from coder.analysis import agreement
 
-        return agreement.reconcile_sheet(self, sheet, coders=coders, as_coder=as_coder)
+        return agreement.reconcile_sheet(self, sheet, coders=coders, as_coder=as_coder,
+                                         single=single)
 
     def export_project(self, path, **kwargs):
         """Write a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA; see `coder.exchange`."""

@@ -3,11 +3,15 @@
 All decisions go through :mod:`coder.review` (``decide``, ``undo``, ``memo``), one transaction
 each, so quitting, a crash or ``kill -9`` loses nothing already decided. The screen shows the
 segment with the turns around it, the suggestions with score and source (not in blind mode),
-and progress.
+the model they came from and whose decisions it learned from, and progress. Other coders'
+codes are shown only with ``show_others``; each decision records what was on screen
+(`coder.review.context`).
 
-Keys: a accept the highlighted code, r reject it, o pick another code (type to search),
-n no code applies, space tick/untick, enter commit the ticked codes (unticked suggestions are
-rejected), s skip, u undo, m memo, up/down move, q quit.
+The keys do what they do on the web page (`coder serve`): a accepts the highlighted suggestion,
+r rejects it, and every other suggestion stays undecided until it is decided in turn; when
+none is left undecided the next segment comes. o picks another code (type to search), n says
+no code applies, enter or s goes to the next segment (undecided suggestions stay undecided),
+u undo, m memo, up/down (or j/k) move, q quit.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ from coder.errors import CoderError
 from coder.review.decisions import existing_coder
 from coder.study import Study
 
-KEYS = ("a accept  r reject  o other code  n no code  space tick  enter commit  s skip  "
-        "u undo  m memo  q quit")
+KEYS = ("a accept  r reject  up/down move  o other code  n no code  enter/s next  u undo  "
+        "m memo  q quit")
+# what a and r do to the other suggestions, said on screen (the web page behaves the same)
+HOW = ("a accepts the highlighted code, r rejects it; the others stay undecided until you "
+       "decide them. The next segment comes when none is undecided; enter or s goes on now.")
 MARK = {"confirmed": "✓ confirmed", "added": "+ added", "rejected": "✗ rejected",
         "auto": "• auto"}
 
@@ -44,8 +51,12 @@ class Row:
     score: float | None = None
     source: str | None = None
     suggested: bool = False
-    ticked: bool = False
     status: str | None = None  # the coder's stored decision on this code, if any
+
+    @property
+    def pending(self) -> bool:
+        """A suggestion this coder has not decided yet."""
+        return self.suggested and self.status is None
 
 
 class PickCode(ModalScreen):
@@ -133,14 +144,15 @@ class ReviewScreen(Screen):
         Binding("r", "reject", "reject", priority=True),
         Binding("o", "other", "other code", priority=True),
         Binding("n", "no_code", "no code", priority=True),
-        Binding("space", "toggle", "tick", priority=True),
-        Binding("enter", "commit", "commit", priority=True),
-        Binding("s", "skip", "skip", priority=True),
+        Binding("enter", "skip", "next", priority=True),
+        Binding("s", "skip", "next", priority=True),
         Binding("u", "undo", "undo", priority=True),
         Binding("m", "memo", "memo", priority=True),
         Binding("q", "quit", "quit", priority=True),
         Binding("down", "move(1)", show=False, priority=True),
         Binding("up", "move(-1)", show=False, priority=True),
+        Binding("j", "move(1)", show=False, priority=True),
+        Binding("k", "move(-1)", show=False, priority=True),
     ]
     DEFAULT_CSS = """
     ReviewScreen { layout: vertical; }
@@ -149,6 +161,7 @@ class ReviewScreen(Screen):
     #before, #after { color: $text-muted; }
     #segment { margin: 1 0; border: round $accent; padding: 0 1; }
     #codes { height: auto; padding: 0 1; border: round $secondary; }
+    #how { height: auto; padding: 0 1; color: $text-muted; }
     #message { height: 1; padding: 0 1; color: $warning; }
     #keys { dock: bottom; height: 1; background: $panel; padding: 0 1; }
     """
@@ -160,11 +173,12 @@ class ReviewScreen(Screen):
             yield Static(id="segment")
             yield Static(id="after")
         yield Static(id="codes")
+        yield Static(HOW, id="how")
         yield Static(id="message")
         yield Static(KEYS, id="keys")
 
     def on_mount(self) -> None:
-        self.app.show_item()
+        self.app.show_item(self.app.greeting)
 
     def action_accept(self) -> None:
         self.app.do_accept()
@@ -177,12 +191,6 @@ class ReviewScreen(Screen):
 
     def action_no_code(self) -> None:
         self.app.do_no_code()
-
-    def action_toggle(self) -> None:
-        self.app.do_toggle()
-
-    def action_commit(self) -> None:
-        self.app.do_commit()
 
     def action_skip(self) -> None:
         self.app.do_skip()
@@ -207,14 +215,18 @@ class ReviewApp(App):
 
     def __init__(self, study: str | Path, coder: str, *, order: str = "uncertain",
                  codes: list[str] | None = None, documents: list[str] | None = None,
-                 blind: bool = False, seed: int = 0):
+                 blind: bool = False, seed: int = 0, show_others: bool = False):
         super().__init__()
         self.study = Study(study)
-        self.coder = coder
+        ref = self.study.resolve_coder(coder)
+        self.coder = ref.name
+        self.greeting = ref.note() or ""
         self.order, self.codes, self.documents, self.blind = order, codes, documents, blind
-        self.items = review.queue(self.study, coder, order=order, codes=codes,
-                                  documents=documents, blind=blind, seed=seed)
-        self.done, self.total = review.progress(self.study, coder, codes=codes,
+        self.show_others = show_others and not blind
+        self.items = review.queue(self.study, self.coder, order=order, codes=codes,
+                                  documents=documents, blind=blind, seed=seed,
+                                  show_others=self.show_others)
+        self.done, self.total = review.progress(self.study, self.coder, codes=codes,
                                                 documents=documents)
         book = self.study.codebook()
         allowed = review.code_filter(book, codes)
@@ -225,9 +237,10 @@ class ReviewApp(App):
         self.cursor = 0
         self.shown_at = time.monotonic()
         self.decisions = 0
-        self.session_segments: set[int] = set()
         self.no_code_decided = False
         self.seed = seed
+        self.seen: review.Seen | None = None   # what the current segment's screen shows
+        self._views: dict[tuple, review.Seen] = {}
 
     def on_mount(self) -> None:
         self.push_screen(ReviewScreen())
@@ -242,27 +255,43 @@ class ReviewApp(App):
     def item(self) -> review.QueueItem | None:
         return self.items[self.index] if self.index < len(self.items) else None
 
+    def _view(self, item: review.QueueItem) -> review.Seen:
+        """What this segment's screen shows, as each decision on it records it."""
+        others = tuple(sorted({c for c, _, _ in item.others})) if self.show_others else ()
+        versions = tuple(sorted({s.model_version for s in item.suggestions
+                                 if s.model_version is not None}))
+        if (others, versions) not in self._views:
+            self._views[(others, versions)] = review.seen(
+                self.study, "terminal", blind=self.blind, others_shown=self.show_others,
+                others=others, model_versions=versions)
+        return self._views[(others, versions)]
+
     def _load_rows(self) -> None:
         item = self.item
         self.rows, self.cursor = [], 0
         self.no_code_decided = False
         if item is None:
+            self.seen = None
             return
+        self.seen = self._view(item)
         cid = existing_coder(self.study, self.coder)
         stored = {r["code_id"]: r["decision"] for r in self.study.db.query(
             "SELECT code_id, decision FROM codings WHERE segment_id=? AND coder_id=?",
             (item.segment_id, cid))}
         self.no_code_decided = None in stored
         for s in item.suggestions:
-            status = stored.get(s.code_id)
-            ticked = status in review.POSITIVE if status else s.above_threshold
-            self.rows.append(Row(s.code_id, s.path, s.score, s.source, True, ticked, status))
+            self.rows.append(Row(s.code_id, s.path, s.score, s.source, True,
+                                 stored.get(s.code_id)))
         book = self.study.codebook()
         for code_id, status in stored.items():
             if code_id is not None and all(r.code_id != code_id for r in self.rows):
                 path = book.get(code_id).path if code_id in book._by_id else code_id
-                self.rows.append(Row(code_id, path, None, None, False,
-                                     status in review.POSITIVE, status))
+                self.rows.append(Row(code_id, path, None, None, False, status))
+        self.cursor = self._first_pending() or 0
+
+    def _first_pending(self) -> int | None:
+        """The first undecided suggestion from the top (where the web page's highlight goes)."""
+        return next((i for i, r in enumerate(self.rows) if r.pending), None)
 
     def show_item(self, message: str = "") -> None:
         self._load_rows()
@@ -299,13 +328,18 @@ class ReviewApp(App):
             seg.append(f" ({item.participant})")
         seg.append("\n")
         seg.append(item.text)
-        if item.others and not self.blind:
+        if item.others and self.show_others:
             seg.append("\nother coders: " + "; ".join(
                 f"{c}: {p or 'no code'} ({d})" for c, p, d in item.others), style="italic")
         screen.query_one("#before", Static).update(before)
         screen.query_one("#segment", Static).update(seg)
         screen.query_one("#after", Static).update(after)
         codes = Text()
+        if self.seen is not None and self.seen.model_version is not None:
+            learned = self.seen.model_coders
+            codes.append(f"suggestions of model v{self.seen.model_version}, "
+                         + (f"learned from {', '.join(learned)}" if learned
+                            else "from the codebook alone") + "\n", style="dim")
         if self.no_code_decided:
             codes.append("decided: no code applies\n", style="bold")
         if not self.rows:
@@ -315,13 +349,14 @@ class ReviewApp(App):
         for i, row in enumerate(self.rows):
             line = Text()
             line.append("> " if i == self.cursor else "  ")
-            line.append("[x] " if row.ticked else "[ ] ")
             line.append(f"{row.score:.2f} " if row.score is not None else "  -  ")
             line.append(row.path, style="bold" if i == self.cursor else "")
             if row.source:
                 line.append(f"  ({row.source})", style="dim")
             if row.status:
                 line.append(f"  {MARK.get(row.status, row.status)}")
+            elif row.suggested:
+                line.append("  · undecided", style="dim")
             if i == self.cursor:
                 line.stylize("reverse")
             codes.append_text(line)
@@ -331,20 +366,25 @@ class ReviewApp(App):
         screen.query_one("#message", Static).update(Text(message))
 
     # -- decisions --------------------------------------------------------------------------
+    def _refresh_progress(self) -> None:
+        """Decided/total from the study itself, after every decision and undo (an undo inside
+        a segment makes it undecided again; `coder status` counts the same way)."""
+        self.done, self.total = review.progress(self.study, self.coder, codes=self.codes,
+                                                documents=self.documents)
+
     def _decide(self, code_id: str | None, decision: str) -> bool:
         item = self.item
         if item is None:
             return False
         try:
             review.decide(self.study, self.coder, item.segment_id, code_id, decision,
-                          seconds=round(time.monotonic() - self.shown_at, 3), source="review")
+                          seconds=round(time.monotonic() - self.shown_at, 3), source="review",
+                          seen=self.seen)
         except CoderError as e:
             self.render_item(f"not saved: {e}")
             return False
         self.decisions += 1
-        if item.segment_id not in self.session_segments:
-            self.session_segments.add(item.segment_id)
-            self.done += 1
+        self._refresh_progress()
         return True
 
     def _suggested(self, code_id: str) -> bool:
@@ -357,6 +397,16 @@ class ReviewApp(App):
         self.index += 1
         self.show_item(message)
 
+    def _after(self, message: str) -> None:
+        """As on the web page: stay while a suggestion is undecided (highlight the first one),
+        go to the next segment when none is."""
+        self._load_rows()
+        if self._first_pending() is None:
+            self._next(message)
+            return
+        left = sum(r.pending for r in self.rows)
+        self.render_item(f"{message}; {left} suggestion(s) still undecided")
+
     def do_accept(self) -> None:
         if not self.rows:
             self.render_item("nothing highlighted: o picks a code, n says no code applies")
@@ -364,7 +414,7 @@ class ReviewApp(App):
         row = self.rows[self.cursor]
         decision = "confirmed" if (row.suggested or self._suggested(row.code_id)) else "added"
         if self._decide(row.code_id, decision):
-            self._next(f"saved: {row.path} {decision}")
+            self._after(f"saved: {row.path} {decision}")
 
     def do_reject(self) -> None:
         if not self.rows:
@@ -372,41 +422,22 @@ class ReviewApp(App):
             return
         row = self.rows[self.cursor]
         if self._decide(row.code_id, "rejected"):
-            row.status, row.ticked = "rejected", False
-            open_rows = [i for i, r in enumerate(self.rows) if r.status is None]
-            if open_rows:
-                self.cursor = next((i for i in open_rows if i > self.cursor), open_rows[0])
-            self.render_item(f"saved: {row.path} rejected")
-
-    def do_toggle(self) -> None:
-        if self.rows:
-            row = self.rows[self.cursor]
-            row.ticked = not row.ticked
-            self.render_item()
-
-    def do_commit(self) -> None:
-        if self.item is None:
-            return
-        ticked = [r for r in self.rows if r.ticked]
-        if not ticked and not any(r.status in review.POSITIVE for r in self.rows):
-            self.render_item("nothing ticked: space ticks a code, n says no code applies")
-            return
-        for row in self.rows:
-            if row.ticked:
-                want = "confirmed" if (row.suggested or self._suggested(row.code_id)) else "added"
-                if row.status != want and not self._decide(row.code_id, want):
-                    return
-            elif row.suggested and row.status is None:
-                if not self._decide(row.code_id, "rejected"):
-                    return
-        self._next(f"saved: {', '.join(r.path for r in ticked) or 'decisions kept'}")
+            self._after(f"saved: {row.path} rejected")
 
     def do_no_code(self) -> None:
         if self._decide(None, "no_code"):
             self._next("saved: no code applies")
 
     def do_skip(self) -> None:
-        if self.item is not None:
+        """Enter or s: the next segment. A segment with decisions leaves the queue; its
+        undecided suggestions stay undecided (the screen says how many)."""
+        if self.item is None:
+            return
+        left = sum(r.pending for r in self.rows)
+        if self.no_code_decided or any(r.status for r in self.rows):
+            self._next("next segment; the last one is decided" + (
+                f", {left} of its suggestions left undecided" if left else ""))
+        else:
             self._next("skipped (it stays in the queue for next time)")
 
     def move_cursor(self, step: int) -> None:
@@ -424,18 +455,10 @@ class ReviewApp(App):
                 return
             decision = "confirmed" if self._suggested(code_id) else "added"
             if self._decide(code_id, decision):
-                self.no_code_decided = False
-                existing = [i for i, r in enumerate(self.rows) if r.code_id == code_id]
-                if existing:
-                    row = self.rows[existing[0]]
-                    self.cursor = existing[0]
-                else:
-                    path = self.study.codebook().get(code_id).path
-                    row = Row(code_id, path, suggested=False)
-                    self.rows.append(row)
-                    self.cursor = len(self.rows) - 1
-                row.ticked, row.status = True, decision
-                self.render_item(f"saved: {row.path} {decision} (enter: done with this segment)")
+                path = self.study.codebook().get(code_id).path
+                self._load_rows()
+                self.cursor = next(i for i, r in enumerate(self.rows) if r.code_id == code_id)
+                self.render_item(f"saved: {path} {decision} (enter: next segment)")
 
         self.push_screen(PickCode(self.pickable), chosen)
 
@@ -460,15 +483,15 @@ class ReviewApp(App):
             self.render_item(str(e))
             return
         self.decisions = max(self.decisions - 1, 0)
-        self.done, self.total = review.progress(self.study, self.coder, codes=self.codes,
-                                                documents=self.documents)
+        self._refresh_progress()
         where = [i for i, it in enumerate(self.items) if it.segment_id == undone.segment_id]
         if where:
             self.index = where[0]
         else:  # decided in an earlier session: bring it back if it is open again
             fresh = [it for it in review.queue(self.study, self.coder, order=self.order,
                                                codes=self.codes, documents=self.documents,
-                                               blind=self.blind, seed=self.seed)
+                                               blind=self.blind, seed=self.seed,
+                                               show_others=self.show_others)
                      if it.segment_id == undone.segment_id]
             if fresh:
                 self.items.insert(self.index, fresh[0])

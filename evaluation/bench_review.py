@@ -2,7 +2,7 @@
 
 Builds a throw-away study (the seed codebook, one generated interview of N respondent turns,
 three suggestions per turn inserted with SQL), then drives the real Textual app with its pilot:
-for each key ('a' accept, 'r' reject, 'n' no code, 'enter' commit ticked) it times from the
+for each key ('a' accept, 'r' reject, 'n' no code) it times from the
 press until a second connection sees the new row in ``coding_history``. It also times
 ``review.decide`` alone, and captures the review screen of the real ``coder review`` command in
 tmux (capture-pane) to evaluation/review_screen.txt.
@@ -82,7 +82,7 @@ async def drive(path: Path, decisions: int, coder: str = "alice"
     connection, and ms for the pilot's whole press (which also waits for idle and repaint)."""
     watcher = sqlite3.connect(str(path))
     count = lambda: watcher.execute("SELECT COUNT(*) FROM coding_history").fetchall()[0][0]  # noqa: E731
-    keys = ["a", "r", "n", "enter"]
+    keys = ["a", "r", "n"]
     stored: list[float] = []
     pressed: list[float] = []
     app = ReviewApp(path, coder, order="document")
@@ -92,8 +92,6 @@ async def drive(path: Path, decisions: int, coder: str = "alice"
             if app.item is None:
                 break
             key = keys[i % len(keys)]
-            if key == "enter" and not any(r.ticked for r in app.rows):
-                key = "a"
             before = count()
             if i % 2:  # the pilot's own press: includes its waits for idle and the repaint
                 t0 = time.perf_counter()
@@ -102,7 +100,7 @@ async def drive(path: Path, decisions: int, coder: str = "alice"
                     await asyncio.sleep(0)
                 pressed.append((time.perf_counter() - t0) * 1000)
             else:  # a bare key event into the app, as the terminal driver posts it
-                event = events.Key(key, "\r" if key == "enter" else key)
+                event = events.Key(key, key)
                 event.set_sender(app)
                 t0 = time.perf_counter()
                 app._driver.send_message(event)

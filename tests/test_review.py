@@ -163,10 +163,11 @@ def test_queue_resumes_filters_and_blind(rstudy):
     assert ("p01", 4) not in positions(R.queue(rstudy, "alice"))
     assert ("p01", 4) in positions(R.queue(rstudy, "bob"))
     assert R.progress(rstudy, "alice") == (1, 5)
-    net = R.queue(rstudy, "bob", codes=["Networking/*"])
+    net = R.queue(rstudy, "bob", codes=["Networking/*"], show_others=True)
     assert positions(net) == [("p01", 4)]
     assert [s.code_id for s in net[0].suggestions] == ["net-institutions", "net-personal"]
     assert net[0].others == [("alice", "Networking/Personal relations", "confirmed")]
+    assert R.queue(rstudy, "bob", codes=["Networking/*"])[0].others == []  # hidden by default
     blind = R.queue(rstudy, "carol", codes=["Networking/*"], blind=True)
     assert len(blind) == 5 and all(not i.suggestions and not i.others for i in blind)
     assert positions(R.queue(rstudy, "alice", documents=["p02"])) == [("p02", 2), ("p02", 4)]
@@ -239,6 +240,8 @@ def test_cli_accept_and_undo(bulk_study):
         "  no  Barriers and challenges/Financial constraints: precision 0.75 below 0.95",
         "Accepted 20 suggestion(s) as 'auto' for alice (1 of 3 code(s) qualified; undo with "
         "--undo).",
+        f"Batch 1: 20 new decision(s); replaced no existing decision (undo: coder undo {path} "
+        "--batch 1)",
     ]
     r = CliRunner().invoke(cli, ["review", "accept", path, "--coder", "alice", "--undo"])
     assert (r.exit_code, r.output) == (0, "Removed 20 bulk-accepted coding(s) of alice.\n")

@@ -176,13 +176,16 @@ def test_cli_export_import(rstudy, tmp_path):
     r = CliRunner().invoke(cli, ["review", "export", str(rstudy.path), str(path), "--coder",
                                  "alice", "--limit", "2"])
     assert r.exit_code == 0, r.output
-    assert r.output.startswith("Wrote 2 segment(s) to ")
+    assert r.output.startswith("new coder 'alice'\nWrote 2 segment(s) to ")
     fill(path, {("p01", 4): ("net-personal", "")})
     r = CliRunner().invoke(cli, ["review", "import", str(rstudy.path), str(path), "--coder",
                                  "alice"])
-    assert (r.exit_code, r.output) == (0, "Imported 1 decided row(s) of 2 (1 left empty): "
-                                          "1 confirmed, 0 added, 1 rejected, 0 no code, "
-                                          "0 memo(s).\n")
+    assert (r.exit_code, r.output) == (0, "new coder 'alice'\n"
+                                          "Imported 1 decided row(s) of 2 (1 left empty) for "
+                                          "alice: 1 confirmed, 0 added, 1 rejected, 0 no code, "
+                                          "0 memo(s).\n"
+                                          "Batch 1: 2 new decision(s); replaced no existing "
+                                          f"decision (undo: coder undo {rstudy.path} --batch 1)\n")
     r = CliRunner().invoke(cli, ["review", "export", str(rstudy.path), str(tmp_path / "x.ods"),
                                  "--coder", "alice"])
     assert r.exit_code == 1 and "unsupported spreadsheet type; use .xlsx or .csv" in r.output

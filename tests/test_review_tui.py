@@ -58,24 +58,32 @@ def test_pilot_accept_reject_other_no_code_undo_memo_skip_quit_and_resume(study_
             assert "DR AMINAH" in text_of(app, "#segment")
             assert "INTERVIEWER: Thank you for joining." in text_of(app, "#before")
             codes = text_of(app, "#codes")
-            assert "[x] 0.90 Triggering factors/Domestic conditions  (codebook)" in codes
-            assert "[ ] 0.40 Barriers and challenges/Financial constraints" in codes
+            assert "> 0.90 Triggering factors/Domestic conditions  (codebook)  · undecided" in codes
+            assert "  0.40 Barriers and challenges/Financial constraints  (codebook)  · " \
+                   "undecided" in codes
 
             await pilot.press("a")                       # accept the highlighted suggestion
             assert decisions(study_file) == {("p01", 2, "trig-domestic", "confirmed")}
-            assert where(app) == ("p01", 4)
+            assert where(app) == ("p01", 2)              # as on the web page: one is undecided
+            assert text_of(app, "#message") == ("saved: Triggering factors/Domestic conditions "
+                                                "confirmed; 1 suggestion(s) still undecided")
+            await pilot.press("r")                       # the highlight moved to it: reject
+            assert ("p01", 2, "bar-finance", "rejected") in decisions(study_file)
+            assert where(app) == ("p01", 4)              # none undecided: the next segment
 
-            await pilot.press("r")                       # reject net-institutions
-            assert ("p01", 4, "net-institutions", "rejected") in decisions(study_file)
-            assert app.cursor == 1 and where(app) == ("p01", 4)
+            await pilot.press("down", "r")               # reject net-personal
+            assert ("p01", 4, "net-personal", "rejected") in decisions(study_file)
+            assert app.cursor == 0 and where(app) == ("p01", 4)
             await pilot.press("o")                       # pick another code by typing
             await pilot.press(*"financ")
             await pilot.press("enter")
             assert ("p01", 4, "bar-finance", "added") in decisions(study_file)
             assert "+ added" in text_of(app, "#codes")
-            await pilot.press("enter")                   # commit the ticked net-personal
-            assert ("p01", 4, "net-personal", "confirmed") in decisions(study_file)
+            await pilot.press("enter")                   # next segment: one stays undecided
             assert where(app) == ("p01", 6)
+            assert text_of(app, "#message") == ("next segment; the last one is decided, 1 of its "
+                                                "suggestions left undecided")
+            assert not any(d[:3] == ("p01", 4, "net-institutions") for d in decisions(study_file))
 
             await pilot.press("n")                       # no code applies
             assert ("p01", 6, None, "no_code") in decisions(study_file)
@@ -91,9 +99,8 @@ def test_pilot_accept_reject_other_no_code_undo_memo_skip_quit_and_resume(study_
             assert "memo saved" in text_of(app, "#message")
             await pilot.press("s")
             assert where(app) == ("p02", 2)
-            await pilot.press("down", "space", "enter")  # untick the only one: nothing to commit
-            assert "nothing ticked" in text_of(app, "#message")
-            await pilot.press("space", "enter")
+            assert text_of(app, "#message") == "skipped (it stays in the queue for next time)"
+            await pilot.press("a")
             assert ("p02", 2, "trig-globalization", "confirmed") in decisions(study_file)
             assert where(app) == ("p02", 4)
             assert "no suggestions" in text_of(app, "#codes")
@@ -188,7 +195,7 @@ def test_kill_9_mid_session_loses_no_decision(study_file):
             os.kill(child.pid, signal.SIGKILL)
     assert child.signalstatus == signal.SIGKILL
     assert decisions(study_file) == {("p01", 2, "trig-domestic", "confirmed"),
-                                     ("p01", 4, "net-institutions", "rejected"),
+                                     ("p01", 2, "bar-finance", "rejected"),
                                      ("p01", 4, None, "no_code")}
     with Study(study_file) as s:  # the file is sound and the queue resumes after them
         assert s.db.one("PRAGMA integrity_check")[0] == "ok"

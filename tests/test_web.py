@@ -283,7 +283,8 @@ def test_two_coders_at_once_and_blind_mode(study_file):
                                               "decision": "added"})
     assert list(codings(study_file, "alice").code_id) == ["trig-domestic"]
     assert list(codings(study_file, "bob").code_id) == ["net-personal"]
-    seen = alice.get(f"/api/segment/{sid}").json()["html"]
+    assert "Other coders" not in alice.get(f"/api/segment/{sid}").json()["html"]  # a setting
+    seen = alice.get(f"/api/segment/{sid}?others=1").json()["html"]
     assert "Other coders" in seen and "bob:" in seen
     blind = bob.get(f"/api/segment/{sid}?blind=1").json()["html"]
     assert "Other coders" not in blind and "alice" not in blind

@@ -149,9 +149,11 @@ def test_two_coders_at_once(browser, server):
     assert all(v[0][1] == "confirmed" for v in a.values())
     assert all(v == [(None, "no_code")] for v in b.values())
     assert alice.inner_text("#coder-name") == "alice" and bob.inner_text("#coder-name") == "bob"
-    # bob sees alice's code on a segment she decided; in blind mode he does not
+    # bob sees alice's code on a segment she decided only with the setting; in blind mode not
     sid = next(iter(a))
     bob.goto(f"{url}/review?segment={sid}")
+    assert "alice" not in bob.inner_text(CARD)
+    bob.goto(f"{url}/review?segment={sid}&others=1")
     assert "alice:" in bob.inner_text(CARD)
     bob.goto(f"{url}/review?segment={sid}&blind=1")
     assert "alice" not in bob.inner_text(CARD) and bob.locator("li.suggestion").count() == 0

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import pandas as pd
 
-from coder.errors import CoderError, NothingToDo, UnknownReference
+from coder.errors import CoderError, ConsensusIncomplete, NothingToDo, UnknownReference
 from coder.store.codebook import Code, Codebook
 
 LEVELS = ("category", "group", "factor", "all", "item")
@@ -35,13 +36,22 @@ class Selection:
     rule: str
     decisions: tuple[str, ...]
     consensus: bool = False
+    coverage: Any = None     # the consensus coder's ConsensusStatus (coder.analysis.agreement)
 
     @property
     def include_auto(self) -> bool:
         return "auto" in self.decisions
 
+    @property
+    def caveat(self) -> str | None:
+        """Said in the table's header when a partial or out-of-date consensus is counted."""
+        if self.coverage is None or self.coverage.complete:
+            return None
+        return "PARTIAL: " + self.coverage.message()
+
     def describe(self) -> str:
-        who = (f"consensus coder {self.coders[0]}" if self.consensus and len(self.coders) == 1
+        who = (self.coverage.summary() if self.coverage is not None
+               else f"consensus coder {self.coders[0]}" if self.consensus and len(self.coders) == 1
                else f"coder {self.coders[0]}" if len(self.coders) == 1
                else f"coders {', '.join(self.coders)} (rule {self.rule}: a participant counts "
                     + ("if any of them coded it)" if self.rule == "any"
@@ -65,10 +75,31 @@ class _Facts:
 
 
 # -- selecting coders --------------------------------------------------------------------------
+def _consensus(study, name: str, coder_id: int, rule: str, decisions: tuple[str, ...],
+               allow_partial: bool, *, default: bool = False) -> Selection:
+    """A consensus coder's selection, refused while it does not cover every segment its coders
+    decided or is older than their latest decisions, unless ``allow_partial``."""
+    from coder.analysis.agreement import consensus_status
+
+    status = consensus_status(study, name)
+    if not status.complete and not allow_partial:
+        how = ("; or say whose codings count: --coder NAME, or --coders "
+               + ",".join(status.coders or []) + " --rule any|all") if default else ""
+        raise ConsensusIncomplete(
+            status.message(),
+            hint=f"bring it up to date: {status.command(study.path)}; or count it as it is "
+                 f"with --allow-partial{how}")
+    return Selection([coder_id], [name], rule, decisions, consensus=True, coverage=status)
+
+
 def select_coders(study, *, coder: str | None = None, coders: list[str] | None = None,
                   rule: str = "any", consensus: bool = False,
-                  include_auto: bool = False) -> Selection:
-    """Resolve the coder options to coder ids; the default is unambiguous or an error."""
+                  include_auto: bool = False, allow_partial: bool = False) -> Selection:
+    """Resolve the coder options to coder ids; the default is unambiguous or an error.
+
+    A consensus coder counts only when it covers every segment its coders decided and none
+    of them decided anything since it was built; ``allow_partial`` counts it anyway (the
+    table's header then says what it covers). The default never picks a partial one."""
     if rule not in RULES:
         raise CoderError(f"unknown rule '{rule}'", hint="use any or all")
     given = [bool(coder), bool(coders), bool(consensus)]
@@ -85,21 +116,31 @@ def select_coders(study, *, coder: str | None = None, coders: list[str] | None =
             raise UnknownReference("unknown coder(s): " + ", ".join(missing),
                                    hint="coders: " + (", ".join(rows) or "none yet"))
         names = list(dict.fromkeys(coders))
+        if len(names) == 1 and rows[names[0]][1] == "consensus":
+            return _consensus(study, names[0], rows[names[0]][0], rule, decisions, allow_partial)
         return Selection([rows[c][0] for c in names], names, rule, decisions)
     if consensus:
         names = [n for n, (_, kind) in rows.items() if kind == "consensus"]
         if not names:
             raise NothingToDo("the study has no consensus coder yet",
                               hint=f"reconcile two coders first: coder reconcile {study.path}")
-        return Selection([rows[n][0] for n in names], names, rule, decisions, consensus=True)
-    # No choice given: use the consensus coder if there is one, else the only coder with codings.
+        if len(names) > 1:
+            raise CoderError("several consensus coders (" + ", ".join(names) + "); say which "
+                             "counts", hint="use --coder NAME")
+        return _consensus(study, names[0], rows[names[0]][0], rule, decisions, allow_partial)
+    # No choice given: use the consensus coder if there is one that covers what its coders
+    # decided, else the only coder with codings.
     marks = ",".join("?" * len(decisions))
     active = [r["name"] for r in study.db.query(
         f"SELECT DISTINCT c.name, c.id FROM coders c JOIN codings k ON k.coder_id = c.id "
         f"WHERE k.decision IN ({marks}) ORDER BY c.id", decisions)]
     agreed = [n for n in active if rows[n][1] == "consensus"]
+    if len(agreed) > 1:
+        raise CoderError("several consensus coders have codings (" + ", ".join(agreed)
+                         + "); say whose count", hint="use --coder NAME")
     if agreed:
-        return Selection([rows[n][0] for n in agreed], agreed, rule, decisions, consensus=True)
+        return _consensus(study, agreed[0], rows[agreed[0]][0], rule, decisions, allow_partial,
+                          default=True)
     if len(active) > 1:
         raise CoderError(
             "several coders have codings (" + ", ".join(active) + "); say whose count",
@@ -203,12 +244,14 @@ def frequencies(study, *, coder: str | None = None, coders: list[str] | None = N
                 rule: str = "any", consensus: bool = False, level: str = "category",
                 by: str | None = None, include_auto: bool = False, decimals: int = 0,
                 documents: list[str] | None = None, rollups=ROLLUPS,
-                sort: str = "codebook") -> pd.DataFrame:
+                sort: str = "codebook", allow_partial: bool = False) -> pd.DataFrame:
     """Participants per code, one row per code (parents: one row per roll-up kind).
 
-    ``df.attrs`` holds N, the coders and rule used, include_auto and notes for the table.
-    With ``by`` (a participant attribute) there is one row per code and attribute value,
-    with that group's N; a row with value "All" gives the whole set.
+    ``df.attrs`` holds N, the coders and rule used, include_auto and notes for the table
+    (with a consensus coder, what it covers; ``caveat``: the header's warning when a partial
+    consensus is counted with ``allow_partial``). With ``by`` (a participant attribute) there
+    is one row per code and attribute value, with that group's N; a row with value "All"
+    gives the whole set.
     """
     if level not in LEVELS:
         raise CoderError(f"unknown level '{level}'", hint="use " + ", ".join(LEVELS))
@@ -227,7 +270,7 @@ def frequencies(study, *, coder: str | None = None, coders: list[str] | None = N
     if bad or not rollups:
         raise CoderError(f"unknown roll-up '{bad[0] if bad else ''}'", hint="use any and/or mean")
     selection = select_coders(study, coder=coder, coders=coders, rule=rule, consensus=consensus,
-                              include_auto=include_auto)
+                              include_auto=include_auto, allow_partial=allow_partial)
     groups = _groups(study, by) if by else None
     facts = _facts(study, selection, documents)
     book = facts.book
@@ -316,6 +359,8 @@ def frequencies(study, *, coder: str | None = None, coders: list[str] | None = N
         notes=notes, codebook=book.name, rollups=list(rollups), parents=parent_rollups,
         groups={v: len(m) for v, m in sets} if by else None,
         unattributed_codings=facts.unattributed, unknown_codes=facts.unknown_codes,
+        caveat=selection.caveat,
+        consensus_status=selection.coverage.as_dict() if selection.coverage else None,
     )
     return df
 
@@ -366,6 +411,7 @@ def _notes(facts: _Facts, total: int) -> list[str]:
              "least one coded segment (a parent counts anything below it); percent = 100*n/N "
              "rounded half up.",
              "Codings: " + facts.selection.describe() + ".",
+             *([facts.selection.caveat + "."] if facts.selection.caveat else []),
              "Roll-ups: 'any' = participants who raised any code below; 'mean' = mean of the "
              "categories' percents. 'segments' and 'documents' count coded segments and "
              "documents, not participants."]
@@ -382,7 +428,7 @@ def _notes(facts: _Facts, total: int) -> list[str]:
 def exemplars(study, *, per_code: int = 2, coder: str | None = None,
               coders: list[str] | None = None, rule: str = "any", consensus: bool = False,
               include_auto: bool = False, documents: list[str] | None = None,
-              max_chars: int = 300) -> pd.DataFrame:
+              max_chars: int = 300, allow_partial: bool = False) -> pd.DataFrame:
     """Up to ``per_code`` quotes per code, from different participants where possible.
 
     Segments more of the selected coders agree on come first, then codebook reading order;
@@ -392,7 +438,7 @@ def exemplars(study, *, per_code: int = 2, coder: str | None = None,
     if per_code <= 0:
         return pd.DataFrame(columns=columns)
     selection = select_coders(study, coder=coder, coders=coders, rule=rule, consensus=consensus,
-                              include_auto=include_auto)
+                              include_auto=include_auto, allow_partial=allow_partial)
     documents = study.check_documents(documents)
     coder_marks = ",".join("?" * len(selection.coder_ids))
     dec_marks = ",".join("?" * len(selection.decisions))

@@ -43,6 +43,8 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
  src="data:image/png;base64,{{ chart }}"></p>{% endif %}
 {% endfor %}{% endif %}
 
+{{ methods_html }}
+
 <h2>Agreement</h2>
 {% if agreement_html %}{{ agreement_html }}{% else %}<p class="muted">{{ agreement_note }}</p>{% endif %}
 
@@ -89,7 +91,7 @@ def _agreement_html(study) -> tuple[str, str]:
         result = study_agreement(study, coders, ci=False)
         rows = []
         for comp in result.comparisons:
-            label = " + ".join(comp.coders)
+            label = comp.label
             rows += [{"comparison": label, **r} for r in comp.per_code]
             rows.append({"comparison": label, "code": "(mean over codes)", "units": comp.units,
                          **comp.mean_over_codes})
@@ -113,8 +115,12 @@ def _agreement_html(study) -> tuple[str, str]:
 def report(study, path: str | Path, *, coder: str | None = None,
            coders: list[str] | None = None, rule: str = "any", consensus: bool = False,
            include_auto: bool = False, quotes: int = 2, decimals: int = 0,
-           by: list[str] | None = None, title: str | None = None) -> Path:
-    """Write one self-contained HTML page (inline CSS, charts as data URIs, nothing fetched)."""
+           by: list[str] | None = None, title: str | None = None,
+           allow_partial: bool = False) -> Path:
+    """Write one self-contained HTML page (inline CSS, charts as data URIs, nothing fetched).
+
+    A consensus coder that does not yet cover what its coders decided is refused (as by
+    ``coder freq``) unless ``allow_partial``; the tables' headers then say what it covers."""
     import jinja2
 
     from coder import __version__
@@ -147,30 +153,37 @@ def report(study, path: str | Path, *, coder: str | None = None,
                freq_error="", category_table="", factor_table="", category_chart="",
                by_tables=[], quotes_html="")
     try:
-        cats = frequency.frequencies(study, level="category", decimals=decimals, **options)
+        cats = frequency.frequencies(study, level="category", decimals=decimals,
+                                     allow_partial=allow_partial, **options)
     except NothingToDo as e:
         ctx["freq_error"] = str(e)
     else:
         ctx["category_table"] = markup(html_table(layout(cats, counts=True), cats.attrs["N"]))
         ctx["category_chart"] = base64.b64encode(chart_mod.png_bytes(cats)).decode("ascii")
-        factors = frequency.frequencies(study, level="all", decimals=decimals, **options)
+        factors = frequency.frequencies(study, level="all", decimals=decimals,
+                                        allow_partial=allow_partial, **options)
         if (factors["level"] != "category").any():
             ctx["factor_table"] = markup(html_table(layout(factors, counts=True),
                                                     factors.attrs["N"]))
         for a in (by if by is not None else attributes):
             groups = frequency.frequencies(study, level="category", by=a, decimals=decimals,
-                                           **options)
+                                           allow_partial=allow_partial, **options)
             if groups["value"].nunique() > 13:  # All + 12 groups: beyond that it is unreadable
                 continue
             png = chart_mod.png_bytes(groups)
             ctx["by_tables"].append((markup(html_table(layout(groups), groups.attrs["N"])),
                                      base64.b64encode(png).decode("ascii"), a))
         if quotes:
-            picked = frequency.exemplars(study, per_code=quotes, **options)
+            picked = frequency.exemplars(study, per_code=quotes, allow_partial=allow_partial,
+                                         **options)
             ctx["quotes_html"] = markup(html_quotes(picked))
     agreement_html, agreement_note = _agreement_html(study)
     ctx["agreement_html"] = markup(agreement_html) if agreement_html else ""
     ctx["agreement_note"] = agreement_note
+    # co-occurrence, matrix, saturation, model figure, memos: coder.analysis.sections
+    from coder.analysis import sections
+
+    ctx["methods_html"] = markup(sections.report_html(study, **options))
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(REPORT_TEMPLATE).render(**ctx)
     path.write_text(page, encoding="utf-8")

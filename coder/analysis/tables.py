@@ -45,10 +45,14 @@ def layout(df: pd.DataFrame, *, counts: bool = False, items: bool = True) -> Lay
     if not notes or not notes[0].startswith(f"N = {N}"):
         notes.insert(0, f"N = {N}")
     if "value" in df.columns:
-        return _crosstab(df, notes)
-    if len(df) and (df["level"] == "category").all():
-        return _seed_layout(df, notes, counts=counts, items=items)
-    return _tree_layout(df, notes, counts=counts)
+        lay = _crosstab(df, notes)
+    elif len(df) and (df["level"] == "category").all():
+        lay = _seed_layout(df, notes, counts=counts, items=items)
+    else:
+        lay = _tree_layout(df, notes, counts=counts)
+    if df.attrs.get("caveat"):  # e.g. a partial consensus counted with --allow-partial
+        lay.title = f"{lay.title} [{df.attrs['caveat']}]"
+    return lay
 
 
 def _seed_layout(df: pd.DataFrame, notes: list[str], *, counts: bool, items: bool) -> Layout:

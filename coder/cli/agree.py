@@ -56,7 +56,9 @@ def _console():
               help="Ratings CSV: weights for Cohen's kappa (two coders, numeric values).")
 @click.option("--coders", help="Study: comma-separated coder names to compare.")
 @click.option("--machine", is_flag=True,
-              help="Study: the current suggestions at or above their threshold act as a coder.")
+              help="Study: compare each coder with the machine: a model's cross-validated "
+              "predictions on segments it learned from, the current suggestions (at or above "
+              "their threshold) elsewhere; each kind reported on its own.")
 @click.option("--codes", "code_patterns", multiple=True,
               help="Study: codes to compare, e.g. 'Barriers/*' (a code and its subtree), a path "
               "or an id; repeat or separate with commas (default: every code applied).")
@@ -121,11 +123,24 @@ def agree(source, level, weights, coders, machine, code_patterns, documents, as_
         click.echo(A.to_json(res))
     else:
         _print_study(res)
+        _print_independence(study, res.coders)
         if csv_out:
             click.echo(f"Wrote the per-code table to {csv_out}")
     if disagreements:
         click.echo(f"Wrote {len(df)} disagreement(s) to {disagreements}",
                    err=as_json)
+
+
+def _print_independence(study, coders: list[str]) -> None:
+    """One line per pair of human coders: were their decisions independent of each other
+    (what each could see is recorded with each decision; `coder.review.independence`)."""
+    from itertools import combinations
+
+    from coder.review import independence, independence_line
+
+    humans = {r["name"] for r in study.db.query("SELECT name FROM coders WHERE kind='human'")}
+    for a, b in combinations([c for c in coders if c in humans], 2):
+        click.echo("Independence: " + independence_line(independence(study, a, b)))
 
 
 def _print_ratings(res: coefficients.Agreement) -> None:
@@ -156,21 +171,29 @@ def _print_ratings(res: coefficients.Agreement) -> None:
         click.echo(f"Note: {res.notes['coders']}")
 
 
+SHORT = {"cross-validated": "cross-validated", "unseen": "not trained on", "unknown": "in-sample?"}
+
+
 def _print_study(res: A.StudyAgreement) -> None:
     from rich.table import Table
 
     main, extra = res.comparisons[0], res.comparisons[1:]
     two = len(main.coders) == 2
     kappa_key = "cohen_kappa" if two else "fleiss_kappa"
+    humans = [c for c in res.coders if c != A.MACHINE]
     t = Table(title=f"Agreement per code: {res.units} segments decided by every coder "
-              f"({', '.join(c for c in res.coders if c != A.MACHINE)}); compared: "
-              f"{', '.join(main.coders)}", title_justify="left")
+              f"({', '.join(humans)}); compared: {main.label}"
+              + (f", on {main.units} of them" if main.units != res.units else ""),
+              title_justify="left")
     t.add_column("Code", overflow="fold", min_width=24, max_width=60)
     t.add_column("Applied\n(" + "/".join(main.coders) + ")", justify="right")
     for head in ("α", "κ" if two else "Fleiss κ", "AC1", "%"):
         t.add_column(head, justify="right")
-    for comp in extra:
-        t.add_column("α\n" + "–".join(comp.coders), justify="right")
+    for comp in extra:  # names stacked, so that many comparisons still fit
+        head = "α\n" + "\n".join(comp.coders)
+        if comp.machine:
+            head += f"\n({SHORT.get(comp.kind, comp.kind)})"
+        t.add_column(head, justify="right")
 
     def cells(d: dict) -> list[str]:
         pct = d["percent_agreement"]
@@ -190,11 +213,31 @@ def _print_study(res: A.StudyAgreement) -> None:
                "present/absent per segment); κ: " + ("Cohen's kappa" if two else "Fleiss' kappa")
                + "; AC1: Gwet; %: percent agreement; –: undefined (no variation: nobody or "
                "everybody applied the code).")
+    for mk in res.machine:
+        click.echo(f"machine ({SHORT.get(mk.key, mk.key)}): {mk.label}; "
+                   f"{len(mk.units)} of the {res.units} segments.")
+    if len(res.machine) > 1:
+        click.echo("The machine's kinds of judgement are compared separately, never pooled.")
+    if extra:
+        every = Table(title="Every comparison, pooled over segment × code", title_justify="left")
+        for head in ("Compared", "Segments", "α", "κ", "AC1", "%"):
+            every.add_column(head, justify="left" if head == "Compared" else "right",
+                         overflow="fold")
+        for comp in res.comparisons:
+            d = comp.pooled.as_dict()
+            kappa = d["cohen_kappa"] if len(comp.coders) == 2 else d["fleiss_kappa"]
+            every.add_row(" + ".join(comp.coders) + (f" ({SHORT.get(comp.kind, comp.kind)})"
+                                                 if comp.machine else ""),
+                      str(comp.units), _fmt(d["krippendorff_alpha"]), _fmt(kappa),
+                      _fmt(d["gwet_ac1"]), "–" if d["percent_agreement"] is None
+                      else f"{100 * d['percent_agreement']:.0f}")
+        _console().print(every)
+        click.echo("κ: Cohen's kappa for two coders, Fleiss' kappa for more.")
     for comp in res.comparisons:
         ci = comp.pooled.alpha_ci95
         if ci:
             b = comp.pooled.bootstrap or {}
-            click.echo(f"{' + '.join(comp.coders)}: pooled alpha 95% interval [{ci[0]:.3f}, "
+            click.echo(f"{comp.label}: pooled alpha 95% interval [{ci[0]:.3f}, "
                        f"{ci[1]:.3f}] (segments resampled, {b.get('resamples')} resamples, "
                        f"seed {b.get('seed')})")
 
@@ -205,18 +248,28 @@ def _print_study(res: A.StudyAgreement) -> None:
               "are reconciled.")
 @click.option("--as", "as_coder", default="consensus", show_default=True,
               help="Name of the consensus coder that records the agreed codes.")
+@click.option("--single", type=click.Choice(A.SINGLE_RULES),
+              help="Segments only one of the coders decided: keep that decision, drop the "
+              "segment, or ask (reconcile it like a disagreement) [default: the consensus "
+              "coder's rule, else keep].")
 @click.option("--sheet", type=click.Path(dir_okay=False),
               help="Import an edited disagreements sheet (.csv or .xlsx) with 'agreed' and "
               "'reason' instead of walking the disagreements in the terminal.")
 @click.option("--codes", "code_patterns", multiple=True,
               help="Walk: only disagreements on these codes (as for agree).")
 @click.option("--documents", help="Walk: comma-separated document names (default: all).")
-def reconcile(study, coders, as_coder, sheet, code_patterns, documents):
-    """Record agreed codes for disagreements as a consensus coder (coders' codings are kept).
+def reconcile(study, coders, as_coder, single, sheet, code_patterns, documents):
+    """Build a consensus coder: the coders' agreed codes carried over, their disagreements
+    reconciled (their own codings are kept).
 
-    Without --sheet, walks every disagreement in the terminal: type the agreed codes (ids,
-    paths or names separated by ';', or 'none') and a reason; each is saved at once, Enter
-    skips, q stops. Segments the consensus coder already decided are not shown again.
+    The consensus coder covers every segment the coders decided: where they agree, their
+    decision is carried over; where they disagree, the reconciled one; segments only one of
+    them decided follow --single. Running it again brings it up to date with their latest
+    decisions; reconciled decisions are kept.
+
+    Without --sheet, walks every open disagreement in the terminal: type the agreed codes
+    (ids, paths or names separated by ';', or 'none') and a reason; each is saved at once,
+    Enter skips, q stops. Segments already reconciled are not shown again.
 
     \b
     coder reconcile study.db --coders alice,bob --as consensus
@@ -228,31 +281,44 @@ def reconcile(study, coders, as_coder, sheet, code_patterns, documents):
     s = Study(study)
     names = split_list(coders) or []
     if sheet:
-        r = A.reconcile_sheet(s, sheet, coders=names, as_coder=as_coder)
+        r = A.reconcile_sheet(s, sheet, coders=names, as_coder=as_coder, single=single)
         msg = (f"Recorded {r.codings} decision(s) on {r.segments} segment(s) as consensus coder "
                f"'{r.coder}'.")
         if r.skipped:
             msg += f" Skipped {r.skipped} row(s) with no 'agreed' value."
         click.echo(msg)
+        _summary(s, r.status)
         return
-    _walk(s, names, as_coder, [p for v in code_patterns for p in split_list(v) or []] or None,
-          split_list(documents))
+    _walk(s, names, as_coder, single,
+          [p for v in code_patterns for p in split_list(v) or []] or None, split_list(documents))
 
 
-def _walk(study, coders: list[str], as_coder: str, codes, documents) -> None:
+def _summary(study, status: A.ConsensusStatus) -> None:
+    """What the consensus covers now, and what is still open."""
+    click.echo(status.summary()[0].upper() + status.summary()[1:] + ".")
+    if not status.complete:
+        click.echo(f"Not complete yet: {'; '.join(status.problems())}. Until it is, coder "
+                   "freq, coder report and the web page refuse it unless --allow-partial is "
+                   "given.")
+
+
+def _walk(study, coders: list[str], as_coder: str, single, codes, documents) -> None:
     import pandas as pd
 
-    A._consensus_coder(study, coders, as_coder)
-    df = A.disagreements(study, coders, codes=codes, documents=documents)
-    done = {(r["document"], r["position"]) for r in study.db.query(
-        "SELECT v.document, v.position FROM codings k JOIN coders c ON c.id = k.coder_id "
-        "JOIN segment_view v ON v.segment_id = k.segment_id WHERE c.name = ?", (as_coder,))}
-    todo = df[[(d, int(p)) not in done for d, p in zip(df.document, df.segment)]]
-    if not len(todo):
-        click.echo(f"Nothing to reconcile: {len(df)} disagreement(s) between "
-                   f"{', '.join(coders)}, {len(df) - len(todo)} already decided by '{as_coder}'.")
+    status = A.build_consensus(study, coders, as_coder, single=single)
+    todo = A.open_items(study, as_coder, codes=codes, documents=documents)
+    done = status.reconciled
+    if not len(todo) and status.open_segments:
+        _summary(study, status)
+        click.echo(f"Nothing to reconcile on the chosen codes and documents; "
+                   f"{len(status.open_segments)} segment(s) open elsewhere.")
         return
-    click.echo(f"{len(todo)} disagreement(s) to reconcile ({len(df) - len(todo)} already done). "
+    if not len(todo):
+        _summary(study, status)
+        click.echo(f"Nothing to reconcile: {done} disagreement(s) between "
+                   f"{', '.join(coders)}, {done} already decided by '{as_coder}'.")
+        return
+    click.echo(f"{len(todo)} disagreement(s) to reconcile ({done} already done). "
                "Codes: ids, paths or names separated by ';', or 'none'. Enter skips, q stops.")
     recorded = skipped = 0
     for n, row in enumerate(todo.to_dict("records"), start=1):
@@ -270,6 +336,7 @@ def _walk(study, coders: list[str], as_coder: str, codes, documents) -> None:
             agreed = click.prompt("Agreed codes", default="", show_default=False).strip()
             if agreed.lower() in ("q", "quit"):
                 click.echo(f"Stopped. Recorded {recorded}, skipped {skipped}.")
+                _summary(study, A.consensus_status(study, as_coder))
                 return
             if not agreed:
                 skipped += 1
@@ -281,8 +348,9 @@ def _walk(study, coders: list[str], as_coder: str, codes, documents) -> None:
             if errors:
                 click.echo("  " + "; ".join(e.split(": ", 1)[1] for e in errors) + "; try again")
                 continue
-            A.record_consensus(study, plan, coders=coders, as_coder=as_coder)
+            A.record_consensus(study, plan, coders=coders, as_coder=as_coder, single=single)
             recorded += 1
             break
     click.echo(f"Done. Recorded {recorded} segment(s) as consensus coder '{as_coder}', skipped "
                f"{skipped}.")
+    _summary(study, A.consensus_status(study, as_coder))

@@ -48,18 +48,60 @@ def init(study, codebook_path):
               "(default: Interviewer,I,Q,Int,Moderator,Facilitator,Researcher).")
 @click.option("--replace", is_flag=True, help="Replace changed documents; codings on "
               "unchanged segments are kept.")
-def import_(study, files, unit, participants, interviewer, replace):
-    """Import transcripts (txt, md, docx, vtt, srt, csv) and segment them."""
+@click.option("--encoding", help="Text encoding of the files (default: detected; UTF-8 with a "
+              "few bad bytes stays UTF-8, with a warning).")
+@click.option("--allow-duplicate", is_flag=True, help="Import a file even if its text is already "
+              "a document of the study under another name (it would be one more participant).")
+def import_(study, files, unit, participants, interviewer, replace, encoding, allow_duplicate):
+    """Import transcripts (txt, md, docx, vtt, srt, csv) and segment them.
+
+    A file with the same text as a document already in the study (or as another file of the
+    import) under another name is refused: the same bytes, or the same text once decoded,
+    whatever the encoding, line endings, blank lines or spacing. A participants file may list
+    participants whose transcripts come later: their rows wait and are linked when the
+    document is imported; only participants who speak count in N."""
     s = Study(study)
     r = s.import_transcripts(files, unit=unit, interviewer=interviewer,
-                             participants=participants, replace=replace)
+                             participants=participants, replace=replace, encoding=encoding,
+                             allow_duplicate=allow_duplicate)
     click.echo(f"Imported {len(r.imported)} document(s), replaced {len(r.replaced)}, "
                f"unchanged {len(r.unchanged)}; {r.segments} segments (unit: {unit}).")
-    if r.participants:
-        click.echo(f"Participants file: {r.participants} row(s).")
+    if r.duplicates:
+        click.echo("Imported with --allow-duplicate: " + ", ".join(
+            f"{name} (same text as '{other}')" for name, other in r.duplicates) + ".")
+    if r.linked_waiting:
+        click.echo(f"Linked {len(r.linked_waiting)} participant(s) whose row waited for their "
+                   "document: " + _names(r.linked_waiting) + ".")
+    if r.participants_file is not None:
+        for line in _participants_lines("Participants file:", r.participants_file):
+            click.echo(line)
     if r.replaced:
         click.echo(f"Codings kept on unchanged segments: {r.kept_codings}; "
                    f"orphaned (segment text changed): {r.orphaned_codings}.")
+    for w in r.warnings:
+        click.echo(f"Warning: {w}", err=True)
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _participants_lines(lead: str, rep) -> list[str]:
+    """What a participants file did, for the import summaries."""
+    parts = [f"{rep.linked} linked to a speaker"]
+    if rep.waiting:
+        parts.append(f"{len(rep.waiting)} waiting for a document not yet in the study "
+                     "(in no N until it is imported)")
+    if rep.unmatched:
+        parts.append(f"{len(rep.unmatched)} matching no document")
+    lines = [f"{lead} {rep.rows} row(s): " + ", ".join(parts) + "."]
+    if rep.unmatched:
+        lines.append("Participant rows without a document that match no document or speaker: "
+                     + _names([f"{name} (line {line})" for name, line in rep.unmatched])
+                     + " (each waits for a document of its name; add a 'document' column or "
+                     "fix the name).")
+    return lines
 
 
 @click.group()
@@ -70,15 +112,64 @@ def codebook():
 @codebook.command("import")
 @study_argument
 @click.argument("path", type=click.Path(dir_okay=False))
-def codebook_import(study, path):
-    """Add a codebook file (.yaml, .csv, .qdc) as a new codebook version."""
+@click.option("--drop-coded", is_flag=True, help="Accept a version without codes that have "
+              "codings (the codings stay in the study but count in no table while no version "
+              "has their code ids).")
+def codebook_import(study, path, drop_coded):
+    """Add a codebook file (.yaml, .csv, .qdc) as a new codebook version.
+
+    Prints what changed from the current version, code by code (by id: codings follow a
+    renamed or moved code). A version that drops a code with codings is refused unless
+    --drop-coded."""
     s = Study(study)
     before = s.codebook_version
-    book = s.import_codebook(path)
+    book = s.import_codebook(path, drop_coded=drop_coded)
     if book.version == before:
         click.echo(f"Codebook unchanged (still version {book.version}).")
-    else:
-        click.echo(f"Codebook '{book.name}': version {book.version}, {len(book)} codes.")
+        return
+    click.echo(f"Codebook '{book.name}': version {book.version}, {len(book)} codes.")
+    if before:
+        _echo_diff(f"Changes from version {before}:", s.codebook_diff(before, book.version))
+        dropped = s.codebook_history()["dropped_coded"].iloc[-1]
+        if dropped:
+            click.echo(f"Dropped with --drop-coded: {dropped}; their codings stay in the study "
+                       "and count again if a later version brings those code ids back.")
+
+
+def _echo_diff(lead: str, diff) -> None:
+    click.echo(f"{lead} {diff.summary()}")
+    for line in diff.lines():
+        click.echo(f"  {line}")
+
+
+@codebook.command("diff")
+@study_argument
+@click.argument("old", type=click.IntRange(min=1))
+@click.argument("new", type=click.IntRange(min=1), required=False)
+def codebook_diff(study, old, new):
+    """What changed from codebook version OLD to NEW (default: the current version): codes
+    added, removed, renamed, moved or edited, by code id."""
+    s = Study(study)
+    new = new or s.codebook_version
+    _echo_diff(f"Codebook version {old} -> {new}:", s.codebook_diff(old, new))
+
+
+@codebook.command("history")
+@study_argument
+def codebook_history(study):
+    """Every codebook version: date, source file, codes, and what changed from the one before."""
+    df = Study(study).codebook_history()
+    if df.empty:
+        click.echo("No codebook yet.")
+        return
+    rows = [("version", "date", "codes", "source", "changes from the version before")]
+    for r in df.itertuples():
+        changes = r.changes + (f"; dropped with --drop-coded: {r.dropped_coded}"
+                               if r.dropped_coded else "")
+        rows.append((str(r.version), r.created_at, str(r.codes), r.source or "-", changes))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
 
 
 @codebook.command("show")
@@ -131,8 +222,10 @@ def codes():
 @click.option("--coder", help="Coder for rows without a 'coder' column.")
 def codes_import(study, path, coder):
     """Import codings made elsewhere (another tool, a spreadsheet)."""
-    n = Study(study).import_codings(path, coder=coder)
-    click.echo(f"Imported {n} coding(s).")
+    r = Study(study).import_codings(path, coder=coder)
+    for note in r.new_coders:
+        click.echo(note)
+    click.echo(f"Imported {r.rows} coding(s); {r.batch.summary()}.")
 
 
 @codes.command("export")
@@ -159,9 +252,13 @@ def participants():
 @study_argument
 @click.argument("path", type=click.Path(dir_okay=False))
 def participants_import(study, path):
-    """Read a CSV with 'participant' plus attribute columns (and optional document, speaker)."""
-    n = Study(study).import_participants(path)
-    click.echo(f"Read {n} participant row(s).")
+    """Read a CSV with 'participant' plus attribute columns (and optional document, speaker).
+
+    Rows for documents not in the study yet wait and are linked when the document is imported;
+    until then they count in no N."""
+    report = Study(study).import_participants(path)
+    for line in _participants_lines("Read participants file:", report):
+        click.echo(line)
 
 
 @participants.command("show")
@@ -184,7 +281,9 @@ def status(study, as_json):
         return
     click.echo(f"Study {st.path}")
     click.echo(f"  documents     {st.documents}")
-    click.echo(f"  participants  {st.participants}")
+    click.echo(f"  participants  {st.participants}" + (
+        f" (and {st.participants_waiting} from a participants file who speak in no document "
+        "yet: in no N)" if st.participants_waiting else ""))
     click.echo(f"  segments      {st.segments} ({st.codable_segments} from participants)")
     if st.codebook_version:
         click.echo(f"  codebook      '{st.codebook_name}' version {st.codebook_version}, "

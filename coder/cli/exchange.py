@@ -47,8 +47,11 @@ def register(cli):
         with study:
             st = study.status()
             n_codings = study.db.one("SELECT COUNT(*) FROM codings")[0]
+            batch = study.db.one("SELECT MAX(id) FROM batches")[0]
         for w in warnings:
             click.echo(f"Warning: {w}", err=True)
         click.echo(f"Created {new_study}: {st.documents} documents, {st.segments} segments, "
                    f"{st.participants} participants, {st.codes} codes, {n_codings} codings by "
-                   f"{len(st.coders)} coder(s).")
+                   f"{len(st.coders)} coder(s)"
+                   + (f" (batch {batch}; undo with: coder undo {new_study} --batch {batch})"
+                      if batch else "") + ".")

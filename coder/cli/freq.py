@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import click
 
-from coder.cli.options import split_list, study_argument
+from coder.cli.options import ListedChoice, split_list, study_argument
 
 FORMATS = ("table", "csv", "md", "latex", "html", "xlsx", "json")
 
 
 def coder_selection(fn):
-    """--coder / --consensus / --coders with --rule, and --include-auto: who counts."""
+    """--coder / --consensus / --coders with --rule, --include-auto and --allow-partial: who
+    counts."""
+    fn = click.option("--allow-partial", is_flag=True,
+                      help="Count a consensus coder that does not yet cover every segment its "
+                      "coders decided (open disagreements) or is older than their latest "
+                      "decisions; the table's header says what it covers.")(fn)
     fn = click.option("--include-auto", is_flag=True,
                       help="Also count auto-accepted suggestions (the table says so).")(fn)
     fn = click.option("--rule", type=click.Choice(["any", "all"]), default="any",
@@ -23,9 +28,9 @@ def coder_selection(fn):
     return fn
 
 
-def _selection(coder, consensus, coders, rule, include_auto) -> dict:
+def _selection(coder, consensus, coders, rule, include_auto, allow_partial) -> dict:
     return dict(coder=coder, consensus=consensus, coders=split_list(coders), rule=rule,
-                include_auto=include_auto)
+                include_auto=include_auto, allow_partial=allow_partial)
 
 
 def _open(path):
@@ -38,7 +43,7 @@ def register(cli):
     @cli.command("freq")
     @study_argument
     @coder_selection
-    @click.option("--level", type=click.Choice(["category", "group", "factor", "all", "item"]),
+    @click.option("--level", type=ListedChoice(["category", "group", "factor", "all"], ["item"]),
                   default="category", show_default=True,
                   help="Categories (leaves), groups, factors (top level) or the whole tree.")
     @click.option("--by", "by", metavar="ATTRIBUTE",
@@ -57,8 +62,8 @@ def register(cli):
     @click.option("--counts", is_flag=True,
                   help="Add the numbers of coded segments and documents (display formats).")
     @click.option("--documents", help="Comma-separated documents to analyse (default: all).")
-    def freq_cmd(study, coder, consensus, coders, rule, include_auto, level, by, fmt, out,
-                 decimals, quotes, sort, rollup, counts, documents):
+    def freq_cmd(study, coder, consensus, coders, rule, include_auto, allow_partial, level, by,
+                 fmt, out, decimals, quotes, sort, rollup, counts, documents):
         """How many of the N participants raised each code, as a table or export."""
         from coder.analysis import frequency, tables
 
@@ -68,7 +73,7 @@ def register(cli):
         if fmt == "xlsx" and not out:
             raise click.UsageError("--format xlsx needs --out FILE.xlsx")
         s = _open(study)
-        options = _selection(coder, consensus, coders, rule, include_auto)
+        options = _selection(coder, consensus, coders, rule, include_auto, allow_partial)
         df = frequency.frequencies(
             s, level=level, by=by, decimals=decimals, sort=sort,
             documents=split_list(documents),
@@ -103,8 +108,8 @@ def register(cli):
                   help="Width in pixels.")
     @click.option("--height", type=click.IntRange(200, 20000),
                   help="Height in pixels (default: from the number of bars).")
-    def chart_cmd(study, out, coder, consensus, coders, rule, include_auto, level, by, rollup,
-                  width, height):
+    def chart_cmd(study, out, coder, consensus, coders, rule, include_auto, allow_partial, level,
+                  by, rollup, width, height):
         """Draw a bar chart (PNG) of percent of participants per code."""
         from coder.analysis import chart
         from coder.analysis.tables import check_output
@@ -112,7 +117,8 @@ def register(cli):
         check_output(out)
         info = chart.chart(_open(study), out, by=by, level=level, rollup=rollup,
                            width_px=width, height_px=height,
-                           **_selection(coder, consensus, coders, rule, include_auto))
+                           **_selection(coder, consensus, coders, rule, include_auto,
+                                        allow_partial))
         click.echo(f"Wrote {info.path} ({info.width_px}x{info.height_px} px, {info.bars} bars)")
 
     @cli.command("report")
@@ -125,13 +131,14 @@ def register(cli):
     @click.option("--by", "by", help="Comma-separated attributes to cross-tabulate "
                   "(default: every participant attribute).")
     @click.option("--title", help="Page title.")
-    def report_cmd(study, out, coder, consensus, coders, rule, include_auto, quotes, decimals,
-                   by, title):
+    def report_cmd(study, out, coder, consensus, coders, rule, include_auto, allow_partial,
+                   quotes, decimals, by, title):
         """Write one self-contained HTML page: summary, codebook, tables, charts, quotes."""
         from coder.analysis import report, tables
 
         tables.check_output(out)
         path = report.report(_open(study), out, quotes=quotes, decimals=decimals,
                              by=split_list(by), title=title,
-                             **_selection(coder, consensus, coders, rule, include_auto))
+                             **_selection(coder, consensus, coders, rule, include_auto,
+                                          allow_partial))
         click.echo(f"Wrote {path}")

@@ -17,6 +17,8 @@ ORDER = click.Choice(["uncertain", "document", "score", "random"])
 def register(cli: click.Group) -> None:
     cli.add_command(review)
     cli.add_command(codings)
+    cli.add_command(batches_cmd)
+    cli.add_command(undo_cmd)
 
 
 class ReviewGroup(click.Group):
@@ -37,6 +39,22 @@ class ReviewGroup(click.Group):
 _coder = check_coder_name
 
 
+def _who(study: Study, coder: str) -> str:
+    """The coder a typed name means (the stored spelling); says so when the name is new."""
+    ref = study.resolve_coder(_coder(coder))
+    if ref.note():
+        click.echo(ref.note())
+    return ref.name
+
+
+def _undo_hint(study: str, batch) -> str:
+    """ "Batch 3: ... (undo: coder undo STUDY --batch 3)", or that nothing changed."""
+    text = batch.summary()
+    if batch.number is not None:
+        text += f" (undo: coder undo {study} --batch {batch.number})"
+    return text[:1].upper() + text[1:]
+
+
 coder_option = click.option("--coder", required=True, help="Who is deciding (e.g. alice).")
 
 
@@ -46,9 +64,11 @@ def review():
 
     \b
     coder review STUDY --coder alice [--order uncertain|document|score|random]
-                 [--codes "Networking/*"] [--documents p01,p02] [--blind]
-    Keys: a accept, r reject, o other code, n no code, space tick, enter commit ticked,
-          s skip, u undo, m memo, q quit. Every decision is saved when the key is pressed.
+                 [--codes "Networking/*"] [--documents p01,p02] [--blind] [--show-others]
+    Keys (as on the web page): a accept the highlighted suggestion, r reject it (the
+          others stay undecided; the next segment comes when none is), o other code,
+          n no code, enter/s next segment, u undo, m memo, q quit. Every decision is
+          saved when the key is pressed.
     """
 
 
@@ -60,14 +80,17 @@ def review():
 @click.option("--codes", help="Only these codes, e.g. 'Networking/*' (comma-separated).")
 @click.option("--documents", help="Only these documents (comma-separated names).")
 @click.option("--blind", is_flag=True, help="Hide suggestions and other coders' codes.")
+@click.option("--show-others", is_flag=True,
+              help="Show other coders' codes on each segment (hidden by default: a coder who "
+              "sees them is no longer independent; each decision records it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --order random.")
-def start(study, coder, order, codes, documents, blind, seed):
+def start(study, coder, order, codes, documents, blind, show_others, seed):
     """Start the full-screen terminal review."""
     from coder import review as lib
     from coder.tui import ReviewApp
 
-    coder = _coder(coder)
     s = Study(study)
+    coder = _who(s, coder)
     codes_l, docs_l = split_list(codes), split_list(documents)
     s.check_documents(docs_l)
     items = lib.queue(s, coder, order=order, codes=codes_l, documents=docs_l, blind=blind,
@@ -78,7 +101,7 @@ def start(study, coder, order, codes, documents, blind, seed):
         return
     s.close()
     app = ReviewApp(study, coder, order=order, codes=codes_l, documents=docs_l, blind=blind,
-                    seed=seed)
+                    seed=seed, show_others=show_others)
     try:
         app.run()
     finally:
@@ -99,8 +122,9 @@ def export_(study, path, coder, limit, order, codes, documents, blind):
     """Write a review sheet (.xlsx or .csv) of segments this coder has not decided."""
     from coder import review as lib
 
-    coder = _coder(coder)
-    n = lib.export_sheet(Study(study), path, coder, limit=limit, order=order,
+    s = Study(study)
+    coder = _who(s, coder)
+    n = lib.export_sheet(s, path, coder, limit=limit, order=order,
                          codes=split_list(codes), documents=split_list(documents), blind=blind)
     click.echo(f"Wrote {n} segment(s) to {path}. Fill the 'decision' column (codes separated "
                f"by ';', or 'none'), then: coder review import {study} {path} --coder {coder}")
@@ -109,16 +133,26 @@ def export_(study, path, coder, limit, order, codes, documents, blind):
 @review.command("import")
 @study_argument
 @click.argument("path", type=click.Path(dir_okay=False))
-@coder_option
-def import_(study, path, coder):
-    """Read a filled review sheet back; nothing is stored unless every row is good."""
+@click.option("--coder", help="Whose sheet it is; an exported .xlsx sheet says so itself, a "
+              "CSV sheet needs it.")
+@click.option("--as", "as_coder", metavar="NAME",
+              help="Record the sheet as NAME's decisions although it was exported for another "
+              "coder.")
+def import_(study, path, coder, as_coder):
+    """Read a filled review sheet back as one numbered batch; nothing is stored unless every
+    row is good, and a sheet exported for another coder is refused."""
     from coder import review as lib
 
-    coder = _coder(coder)
-    r = lib.import_sheet(Study(study), path, coder)
-    click.echo(f"Imported {r.decided_rows} decided row(s) of {r.rows} ({r.skipped} left empty): "
-               f"{r.confirmed} confirmed, {r.added} added, {r.rejected} rejected, "
-               f"{r.no_code} no code, {r.memos} memo(s).")
+    if coder is not None and as_coder is not None:
+        raise click.UsageError("give --coder (the sheet's own coder) or --as (record it as "
+                               "another coder's), not both")
+    r = lib.import_sheet(Study(study), path, coder, as_coder=as_coder)
+    if r.new_coder:
+        click.echo(r.new_coder)
+    click.echo(f"Imported {r.decided_rows} decided row(s) of {r.rows} ({r.skipped} left empty) "
+               f"for {r.coder}: {r.confirmed} confirmed, {r.added} added, {r.rejected} "
+               f"rejected, {r.no_code} no code, {r.memos} memo(s).")
+    click.echo(_undo_hint(study, r.batch))
 
 
 @review.command("accept")
@@ -152,6 +186,8 @@ def accept(study, coder, min_precision, min_reviewed, dry_run, undo):
     verb = "Would accept" if dry_run else "Accepted"
     click.echo(f"{verb} {r.accepted} suggestion(s) as 'auto' for {coder} "
                f"({len(r.qualified)} of {len(r.codes)} code(s) qualified; undo with --undo).")
+    if r.batch is not None:
+        click.echo(_undo_hint(study, r.batch))
 
 
 @click.command()
@@ -174,3 +210,30 @@ def codings(study, coder, fmt, history):
         from coder.spreadsheet import neutralise_frame
 
         neutralise_frame(df).to_csv(sys.stdout, index=False)
+
+
+@click.command("batches")
+@study_argument
+def batches_cmd(study):
+    """List the numbered batches: every import of decisions (review sheet, codings CSV,
+    REFI-QDA project) and bulk accept, what each replaced, and which were undone."""
+    from coder.store import batches
+
+    found = batches.batches(Study(study))
+    if not found:
+        click.echo("No batches yet: review sheet imports, codings imports, project imports and "
+                   "bulk accepts are numbered here.")
+    for b in found:
+        click.echo(b.line())
+
+
+@click.command("undo")
+@study_argument
+@click.option("--batch", "number", type=int, required=True,
+              help="The batch to undo (see: coder batches STUDY).")
+def undo_cmd(study, number):
+    """Put back exactly what was there before a batch, in one transaction (refused when its
+    decisions were changed since)."""
+    from coder.store import batches
+
+    click.echo(batches.undo_batch(Study(study), number).summary())

@@ -23,6 +23,7 @@ from lxml import etree
 
 from coder.errors import InputError, StudyError
 from coder.exchange.offsets import _offset_map
+from coder.sources.archive import open_zip, read_member
 from coder.sources.codebook.tree import from_dict
 from coder.sources.qdaxml import (
     DECISIONS,
@@ -34,6 +35,7 @@ from coder.sources.qdaxml import (
     _strip_guids,
     split_description,
 )
+from coder.store import batches
 from coder.store.codebook import Codebook
 from coder.store.db import now, text_hash
 
@@ -108,7 +110,10 @@ def _guid_attr(el: etree._Element, attr: str, qdpx: Path) -> str:
 
 def _read_member(z: zipfile.ZipFile, names: dict[str, str], member: str) -> bytes | None:
     real = names.get(member.lower())
-    return z.read(real) if real is not None else None
+    if real is None:
+        return None
+    return read_member(z, real, Path(z.filename or "project.qdpx"),
+                       kind="REFI-QDA project (.qdpx)", error=RefiError)
 
 
 def _source_text(el: etree._Element, z: zipfile.ZipFile, names: dict[str, str],
@@ -148,12 +153,9 @@ def _read_project(qdpx: Path, warnings: list[str]) -> _Project:
     """Parse and check the whole .qdpx before anything is written."""
     if not qdpx.exists():
         raise RefiError("file not found", path=qdpx)
-    try:
-        z = zipfile.ZipFile(qdpx)
-    except (zipfile.BadZipFile, OSError):
-        raise RefiError("not a zip file; a .qdpx project is a zip archive holding project.qde",
-                        path=qdpx, hint="export the project from your tool as REFI-QDA (.qdpx)"
-                        ) from None
+    z = open_zip(qdpx, qdpx, kind="REFI-QDA project (.qdpx)", error=RefiError,
+                 hint="export the project from your tool as REFI-QDA (.qdpx)",
+                 not_zip="not a zip file; a .qdpx project is a zip archive holding project.qde")
     with z:
         names = {n.lower(): n for n in z.namelist()}
         data = _read_member(z, names, "project.qde")
@@ -229,9 +231,38 @@ def _read_project(qdpx: Path, warnings: list[str]) -> _Project:
                 segments = json.loads(side.decode("utf-8")).get("sources", {})
             except (ValueError, AttributeError):
                 warnings.append("coder.json is unreadable; documents are segmented afresh")
+            segments = _checked_segments(segments, warnings)
     return _Project(name=root.get("name") or qdpx.stem, info=info, users=users, codebook=book,
                     code_ids=code_ids, cases=cases, sources=sources, notes=notes,
                     segments=segments)
+
+
+# one saved segment as coder.json holds it: position, turn, start, end, label, start_time,
+# end_time, text, text_hash
+_SEGMENT_TYPES = (int, (int, type(None)), int, int, (str, type(None)), (int, float, type(None)),
+                  (int, float, type(None)), str, str)
+
+
+def _checked_segments(sources: Any, warnings: list[str]) -> dict[str, Any]:
+    """coder.json's saved segment boundaries, keeping only sources in exactly the shape coder
+    writes (another tool or a hand may have changed the file; those are segmented afresh)."""
+    if not isinstance(sources, dict):
+        warnings.append("coder.json has no map of sources; documents are segmented afresh")
+        return {}
+    good: dict[str, Any] = {}
+    for guid, entry in sources.items():
+        rows = entry.get("segments") if isinstance(entry, dict) else None
+        ok = (isinstance(rows, list) and isinstance(entry.get("text_sha256"), str)
+              and all(isinstance(r, list) and len(r) == len(_SEGMENT_TYPES)
+                      and all(isinstance(v, t) and not isinstance(v, bool)
+                              for v, t in zip(r, _SEGMENT_TYPES))
+                      and 0 <= r[2] <= r[3] for r in rows))
+        if ok:
+            good[guid] = entry
+        else:
+            warnings.append(f"coder.json: the saved segments of source {guid} are not what "
+                            "coder writes; that document is segmented afresh")
+    return good
 
 
 def _read_source(el, z, names, qdpx: Path, code_ids: dict[str, str],
@@ -295,7 +326,10 @@ def import_project(new_study_path: str | Path, qdpx: str | Path, *, unit: str = 
                          hint="import a project into a new study file")
     if not new_study_path.parent.exists():
         raise StudyError(f"folder {new_study_path.parent} does not exist")
-    project = _read_project(qdpx, warnings)
+    try:
+        project = _read_project(qdpx, warnings)
+    except _FOREIGN_DAMAGE as e:
+        raise _damaged(qdpx, e) from None
     fd, tmp = tempfile.mkstemp(dir=new_study_path.parent, prefix=f".{new_study_path.name}.",
                                suffix=".tmp")
     os.close(fd)
@@ -303,8 +337,16 @@ def import_project(new_study_path: str | Path, qdpx: str | Path, *, unit: str = 
     try:
         study = Store.create(tmp_path)
         try:
-            with study.db.transaction():
-                _populate(study, project, qdpx, unit, warnings)
+            # the project's codings are the new study's batch 1 (`coder undo --batch 1`)
+            with study.db.transaction(), batches.record(study, "project",
+                                                        source=str(qdpx)) as batch:
+                try:
+                    _populate(study, project, qdpx, unit, warnings)
+                except _FOREIGN_DAMAGE as e:
+                    raise _damaged(qdpx, e) from None
+                batch.coders.extend(r[0] for r in study.db.query(
+                    "SELECT name FROM coders WHERE id IN (SELECT coder_id FROM codings) "
+                    "ORDER BY id"))
             study.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             study.close()
@@ -313,6 +355,17 @@ def import_project(new_study_path: str | Path, qdpx: str | Path, *, unit: str = 
         for p in (tmp_path, Path(tmp + "-wal"), Path(tmp + "-shm")):
             p.unlink(missing_ok=True)
     return Store(new_study_path)
+
+
+# what a value of an unexpected type in a project's coder lines raises deep inside the import
+_FOREIGN_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _damaged(qdpx: Path, e: Exception) -> RefiError:
+    return RefiError(f"a 'coder: {{...}}' line in the project holds a value coder never writes "
+                     f"({type(e).__name__}: {e})", path=qdpx,
+                     hint="export the project again, or delete the 'coder:' lines of its "
+                          "descriptions to import what other tools see")
 
 
 def _clean_name(name: str) -> str:

@@ -201,12 +201,15 @@ class CodeSuggester(BaseEstimator):
         self.zs_a_ = np.ones(k, dtype=np.float64)
         self.zs_b_ = np.zeros(k, dtype=np.float64)
         parts = np.zeros((n, k, 4))
+        fold_of = np.full(n, -1, dtype=np.int32)  # -1: not held out (a single segment)
         if n:
             S = np.zeros((n, k), dtype=np.float32)
             folds = self._folds(n, groups) if n >= 2 else [(np.arange(n), np.arange(n))]
-            for tr, te in folds:
+            for f, (tr, te) in enumerate(folds):
                 fold = _with_centroids(prototypes, pieces, piece_code, X[tr], Y[tr])
                 S[te] = _similarity(X[te], *fold)
+                if n >= 2:
+                    fold_of[te] = f
             parts = self._zero_shot_parts(S, mask)
         known = Y >= 0
         if (self.n_positives_.sum() >= self.study_calibration_at
@@ -295,7 +298,49 @@ class CodeSuggester(BaseEstimator):
                              evaluated="cross-validated" if self.clf_index_[c] >= 0
                              else "in-sample (calibration only)")
             self.metrics_.append(entry)
+        self._keep_out_of_fold(oof_scores, Y, mask, fold_of, groups)
         return self
+
+    def _keep_out_of_fold(self, oof_scores, Y, mask, fold_of, groups) -> None:
+        """Keep the out-of-fold scores of the rows fitted on, with thresholds chosen without
+        each fold, and score each code by them: ``oof_scores_`` (rows, codes), ``oof_folds_``
+        (rows), ``oof_thresholds_`` (folds, codes), ``cv_`` (how the folds were made) and
+        ``cv_precision``/``cv_recall``/``cv_f1`` in ``metrics_``. A row's decision is its
+        out-of-fold score at or above its fold's threshold, so no label of a row chose the
+        threshold applied to it, and no fold's model saw the row (nor, with folds grouped by
+        document, any segment of its document)."""
+        n, k = Y.shape
+        scores = oof_scores if mask is None else np.where(np.asarray(mask, bool), oof_scores, 0.0)
+        folds = int(fold_of.max()) + 1 if n else 0
+        by_document = groups is not None and len(np.unique(groups)) >= self.cv
+        self.cv_ = {"folds": folds, "rows": int(n),
+                    "grouped_by": None if not folds else "document" if by_document
+                    else "segment"}
+        self.oof_scores_ = scores.astype(np.float32)
+        self.oof_folds_ = fold_of.astype(np.int32)
+        self.oof_thresholds_ = np.tile(self.thresholds_, (folds, 1))
+        known = Y >= 0
+        for f in range(folds):
+            out = fold_of != f
+            for c in range(k):
+                rows = out & known[:, c]
+                y = Y[rows, c] == 1
+                if y.any() and not y.all():
+                    self.oof_thresholds_[f, c] = _best_threshold(scores[rows, c], y)[0]
+        decided = scores >= (self.oof_thresholds_[fold_of] if folds else self.thresholds_)
+        for c, entry in enumerate(self.metrics_):
+            rows = known[:, c] & (fold_of >= 0)
+            y, hit = Y[rows, c] == 1, decided[rows, c]
+            tp, fp, fn = int((y & hit).sum()), int((~y & hit).sum()), int((y & ~hit).sum())
+            entry.update(
+                cv_precision=round(tp / (tp + fp), 4) if tp + fp else None,
+                cv_recall=round(tp / (tp + fn), 4) if tp + fn else None,
+                cv_f1=round(2 * tp / (2 * tp + fp + fn), 4) if 2 * tp + fp + fn else None)
+
+    def out_of_fold(self) -> dict[str, np.ndarray]:
+        """The kept out-of-fold predictions as plain arrays (stored beside the model)."""
+        return {"oof_score": self.oof_scores_, "oof_fold": self.oof_folds_,
+                "oof_threshold": self.oof_thresholds_}
 
     def _folds(self, n: int, groups):
         if groups is not None and len(np.unique(groups)) >= self.cv:

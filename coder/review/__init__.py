@@ -2,6 +2,7 @@
 what to review next (`queue`), and review spreadsheets out and back in (`sheets`). The terminal
 (`coder.tui`) and the web page (`coder.web`) are faces over these same functions."""
 
+from coder.review.context import Seen, independence, independence_line, seen, seen_on
 from coder.review.decisions import (
     DECISIONS,
     POSITIVE,
@@ -18,7 +19,7 @@ from coder.review.decisions import (
 from coder.review.queue import ORDERS, QueueItem, Suggestion, code_filter, progress, queue
 from coder.review.sheets import SheetImport, export_sheet, fingerprint, import_sheet
 
-__all__ = ["DECISIONS", "ORDERS", "POSITIVE", "BulkReport", "QueueItem", "SheetImport",
+__all__ = ["DECISIONS", "ORDERS", "POSITIVE", "BulkReport", "QueueItem", "Seen", "SheetImport",
            "Suggestion", "Undone", "bulk_accept", "code_filter", "codings_list", "decide",
-           "export_sheet", "fingerprint", "import_sheet", "memo", "memos", "progress", "queue",
-           "undo", "undo_bulk"]
+           "export_sheet", "fingerprint", "import_sheet", "independence", "independence_line",
+           "memo", "memos", "progress", "queue", "seen", "seen_on", "undo", "undo_bulk"]

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from coder.errors import CoderError, NothingToDo, UnknownReference
-from coder.store import check_coder_name
+from coder.review.context import Seen, context_id
+from coder.store import batches, check_coder_name
+from coder.store.batches import Batch
 from coder.store.db import now
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ DECISIONS = ("confirmed", "rejected", "added", "no_code", "auto")
 POSITIVE = ("confirmed", "added", "auto")  # decisions that put a code on a segment (auto: bulk)
 _ROW_COLUMNS = ("segment_id", "coder_id", "code_id", "decision", "codebook_version",
                 "model_version", "suggestion_score", "memo", "reason", "seconds", "source",
-                "created_at")
+                "created_at", "context_id")
 
 
 @dataclass
@@ -54,6 +56,7 @@ class BulkReport:
     min_reviewed: int
     codes: pd.DataFrame         # one row per suggested code: counts, precision, qualified, reason
     accepted: int               # codings rows written as 'auto'
+    batch: Batch | None = None  # the numbered batch they were written in
 
     @property
     def qualified(self) -> list[str]:
@@ -63,6 +66,14 @@ class BulkReport:
 # -- deciding ----------------------------------------------------------------------------------
 def _row_dict(row) -> dict[str, Any]:
     return {k: row[k] for k in _ROW_COLUMNS}
+
+
+def _restore_row(conn, prev: dict[str, Any]) -> None:
+    """Insert a codings row as it was (undo); a row recorded before a column existed gets that
+    column's default."""
+    cols = [k for k in _ROW_COLUMNS if k in prev]
+    conn.execute(f"INSERT INTO codings ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                 tuple(prev[k] for k in cols))
 
 
 def _rows_of(study: Store, segment_id: int, coder_id: int) -> dict[str, dict[str, Any]]:
@@ -76,9 +87,9 @@ def _resolve_code(book: Codebook, ref: str) -> str:
 
 
 def existing_coder(study: Store, coder: str) -> int | None:
-    """The coder's id, or None for a name not seen yet (reading never creates a coder)."""
-    row = study.db.one("SELECT id FROM coders WHERE name=?", (check_coder_name(coder),))
-    return row["id"] if row else None
+    """The coder's id (names match case-insensitively), or None for a name not seen yet
+    (reading never creates a coder)."""
+    return study.resolve_coder(check_coder_name(coder)).id
 
 
 def _check_segment(study: Store, segment_id: int) -> None:
@@ -89,11 +100,12 @@ def _check_segment(study: Store, segment_id: int) -> None:
 def decide(study: Store, coder: str, segment_id: int, code_id: str | None, decision: str, *,
            memo: str | None = None, seconds: float | None = None, source: str = "review",
            model_version: int | None = None, suggestion_score: float | None = None,
-           _record: bool = True) -> int | None:
+           seen: Seen | None = None, _record: bool = True) -> int | None:
     """Store one decision in its own transaction; returns the codings row id (None if unchanged).
 
     ``code_id`` may be an id, a path or a unique name; it must be ``None`` for ``no_code``.
     The suggestion's score and model version are filled in from ``suggestions`` when not given.
+    ``seen``: what the coder could see (`coder.review.context`); None records "not known".
     """
     if decision not in DECISIONS:
         raise CoderError(f"unknown decision '{decision}'", hint="one of: " + ", ".join(DECISIONS))
@@ -118,8 +130,10 @@ def decide(study: Store, coder: str, segment_id: int, code_id: str | None, decis
         before = _rows_of(study, segment_id, cid)
         key = code_id or ""
         old = before.get(key)
+        ctx = context_id(study, cid, segment_id, seen, create=False) if seen else None
         if (old is not None and old["decision"] == decision
-                and (memo is None or old["memo"] == memo)):
+                and (memo is None or old["memo"] == memo)
+                and (seen is None or (ctx is not None and old["context_id"] == ctx))):
             clears = [k for k, r in before.items()
                       if (decision == "no_code" and r["decision"] in POSITIVE)
                       or (decision in POSITIVE and k == "")]
@@ -132,17 +146,20 @@ def decide(study: Store, coder: str, segment_id: int, code_id: str | None, decis
             conn.execute("DELETE FROM codings WHERE segment_id=? AND coder_id=? AND code_id IS NULL",
                          (segment_id, cid))
         stamp = now()
+        if seen is not None and ctx is None:
+            ctx = context_id(study, cid, segment_id, seen)
         conn.execute(
             "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
-            " model_version, suggestion_score, memo, seconds, source, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " model_version, suggestion_score, memo, seconds, source, created_at, context_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (segment_id, coder_id, COALESCE(code_id, '')) DO UPDATE SET"
             " decision=excluded.decision, codebook_version=excluded.codebook_version,"
             " model_version=excluded.model_version, suggestion_score=excluded.suggestion_score,"
             " memo=COALESCE(excluded.memo, codings.memo), seconds=excluded.seconds,"
-            " source=excluded.source, created_at=excluded.created_at",
+            " source=excluded.source, created_at=excluded.created_at,"
+            " context_id=excluded.context_id",
             (segment_id, cid, code_id, decision, book.version, model_version, suggestion_score,
-             memo, seconds, source, stamp))
+             memo, seconds, source, stamp, ctx))
         row = study.db.one("SELECT id FROM codings WHERE segment_id=? AND coder_id=? AND "
                            "COALESCE(code_id, '')=?", (segment_id, cid, key))
         if _record:
@@ -169,9 +186,7 @@ def undo(study: Store, coder: str) -> Undone:
             conn.execute("DELETE FROM codings WHERE segment_id=? AND coder_id=? AND "
                          "COALESCE(code_id, '')=?", (seg, cid, key))
             if prev is not None:
-                cols = ",".join(_ROW_COLUMNS)
-                conn.execute(f"INSERT INTO codings ({cols}) VALUES ({','.join('?' * len(prev))})",
-                             tuple(prev[k] for k in _ROW_COLUMNS))
+                _restore_row(conn, prev)
         conn.execute("UPDATE review_actions SET undone_at=? WHERE id=?", (now(), action["id"]))
     where = study.db.one("SELECT document, position FROM segment_view WHERE segment_id=?", (seg,))
     label = f"{where['document']} #{where['position']}" if where else f"segment {seg}"
@@ -198,7 +213,7 @@ def memos(study: Store, coder: str | None = None) -> pd.DataFrame:
     params: tuple = ()
     if coder:
         sql += " WHERE c.name = ?"
-        params = (coder,)
+        params = (study.resolve_coder(coder).name,)
     return pd.read_sql_query(sql + " ORDER BY m.id", study.db.conn, params=params)
 
 
@@ -208,6 +223,7 @@ def codings_list(study: Store, coder: str | None = None, history: bool = False) 
 
     if coder is not None:
         study.coder_id(coder, create=False)
+        coder = study.resolve_coder(coder).name
     return codings_frame(study, coder=coder, history=history)
 
 
@@ -282,16 +298,18 @@ def bulk_accept(study: Store, coder: str, *, min_precision: float = 0.95, min_re
                 for code_id, st in stats.items() if code_id in set(frame.loc[frame["qualified"],
                                                                              "code_id"])
                 for r in st["pending"]]
-        with study.db.transaction() as conn:
-            cur = conn.executemany(
+        name = study.resolve_coder(coder).name
+        with batches.record(study, "bulk", coders=[name]) as batch:
+            cur = study.db.conn.executemany(
                 "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
                 " model_version, suggestion_score, source, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (segment_id, coder_id, COALESCE(code_id, '')) DO NOTHING", todo)
             accepted = max(cur.rowcount, 0)
     else:
+        batch = None
         accepted = int(frame["accepted"].sum()) if len(frame) else 0
     return BulkReport(coder=coder, min_precision=min_precision, min_reviewed=min_reviewed,
-                      codes=frame, accepted=accepted)
+                      codes=frame, accepted=accepted, batch=batch)
 
 
 def undo_bulk(study: Store, coder: str) -> int:
@@ -301,6 +319,8 @@ def undo_bulk(study: Store, coder: str) -> int:
         cur = conn.execute("DELETE FROM codings WHERE coder_id=? AND decision='auto' AND "
                            "source='bulk'", (cid,))
         n = cur.rowcount
+        if n:
+            batches.settle_removed(study, "bulk")
     if not n:
         raise NothingToDo(f"coder '{coder}' has no bulk-accepted codings to undo")
     return n

@@ -32,7 +32,7 @@ class Suggestion:
 
     @property
     def above_threshold(self) -> bool:
-        """Pre-ticked in the review: the model would assign it on its own."""
+        """The model would assign it on its own (at or above the code's threshold)."""
         return self.score >= (self.threshold if self.threshold is not None else 0.5)
 
 
@@ -50,7 +50,8 @@ class QueueItem:
     next_text: str | None = None
     suggestions: list[Suggestion] = field(default_factory=list)   # empty when blind
     decided: dict[str | None, str] = field(default_factory=dict)  # this coder: code -> decision
-    others: list[tuple[str, str | None, str]] = field(default_factory=list)  # (coder, code, dec.)
+    # other coders' decisions, only with show_others: (coder, code path, decision)
+    others: list[tuple[str, str | None, str]] = field(default_factory=list)
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -72,8 +73,8 @@ def code_filter(book: Codebook, patterns: list[str] | None) -> set[str] | None:
 
 
 def queue(study: Store, coder: str, *, order: str = "uncertain", codes: list[str] | None = None,
-          documents: list[str] | None = None, blind: bool = False, seed: int = 0
-          ) -> list[QueueItem]:
+          documents: list[str] | None = None, blind: bool = False, seed: int = 0,
+          show_others: bool = False) -> list[QueueItem]:
     """The segments this coder has still to decide, in review order.
 
     Interviewer turns are never queued. A segment counts as decided once the coder has any
@@ -81,7 +82,9 @@ def queue(study: Store, coder: str, *, order: str = "uncertain", codes: list[str
     resumes where the coder left off. With ``codes``, only segments with a suggestion among them
     are queued (all segments when ``blind``, since the coder must not be steered). ``uncertain``
     puts the smallest margin between the two best scores first and segments without suggestions
-    last; ``score`` the most confident first; ``random`` is a seeded shuffle.
+    last; ``score`` the most confident first; ``random`` is a seeded shuffle. Other coders'
+    decisions on a segment (``others``) are left out unless ``show_others`` (never when
+    ``blind``): a coder who sees them is no longer independent of them.
     """
     if order not in ORDERS:
         raise CoderError(f"unknown order '{order}'", hint="one of: " + ", ".join(ORDERS))
@@ -142,7 +145,7 @@ def queue(study: Store, coder: str, *, order: str = "uncertain", codes: list[str
             next_text=nxt.text if nxt is not None else None,
             suggestions=sorted(sugg.get(seg_id, []), key=lambda s: (-s.score, s.rank)),
             decided=dict(mine.get(seg_id, {})),
-            others=[] if blind else others.get(seg_id, [])))
+            others=others.get(seg_id, []) if show_others and not blind else []))
 
     def margin(item: QueueItem) -> tuple:
         s = [x.score for x in item.suggestions]
@@ -168,13 +171,26 @@ def queue(study: Store, coder: str, *, order: str = "uncertain", codes: list[str
 
 def progress(study: Store, coder: str, *, codes: list[str] | None = None,
              documents: list[str] | None = None) -> tuple[int, int]:
-    """(segments this coder has decided, codable segments) over the given documents."""
+    """(segments this coder has decided, codable segments) over the given documents.
+
+    Counted in SQL, not from the segments table in memory: the terminal review asks after
+    every key (a few ms on 8,000 segments)."""
     wanted = code_filter(study.codebook(), codes)
     cid = existing_coder(study, coder)
-    segs = study.segments(documents=documents, include_interviewer=False)
-    ids = set(segs["segment_id"].tolist())
-    done = {r["segment_id"] for r in study.db.query(
-        "SELECT segment_id, code_id FROM codings WHERE coder_id=?", (cid,))
-        if r["segment_id"] in ids and (wanted is None or r["code_id"] is None
-                                       or r["code_id"] in wanted)}
-    return len(done), len(ids)
+    where, params = ["v.role = 'participant'"], []
+    if documents:
+        study.check_documents(documents)
+        where.append("v.document IN (%s)" % ",".join("?" * len(documents)))
+        params += documents
+    total = study.db.one("SELECT COUNT(*) FROM segment_view v WHERE " + " AND ".join(where),
+                         params)[0]
+    if cid is None:
+        return 0, total
+    mine = ["k.coder_id = ?"]
+    if wanted is not None:
+        mine.append("(k.code_id IS NULL OR k.code_id IN (%s))" % ",".join("?" * len(wanted)))
+    done = study.db.one(
+        "SELECT COUNT(DISTINCT k.segment_id) FROM codings k JOIN segment_view v ON "
+        "v.segment_id = k.segment_id WHERE " + " AND ".join(where + mine),
+        [*params, cid, *sorted(wanted or [])])[0]
+    return done, total

@@ -6,16 +6,17 @@ by default), ``memo``; an export adds ``speaker,text,time`` and can be imported 
 
 from __future__ import annotations
 
-import csv
-import io
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from coder.errors import InputError
-from coder.spreadsheet import cell_text, neutralise_frame
-from coder.store import check_coder_name
+from coder.errors import CoderError, InputError
+from coder.spreadsheet import CsvReader, cell_text, neutralise_frame
+from coder.store import batches, check_coder_name
+from coder.store.batches import Batch
+from coder.store.coders import coder_key
 from coder.store.db import now
 
 if TYPE_CHECKING:
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
 DECISIONS = ("confirmed", "added", "rejected", "no_code", "auto")
 EXPORT_COLUMNS = ["document", "segment", "code", "coder", "decision", "memo", "speaker", "text",
                   "time"]
+
+
+def _stored_name(study: Store, name: str) -> str:
+    """A coder name as stored ('Alice' finds alice); a name matching no coder stays as given."""
+    try:
+        return study.resolve_coder(name).name
+    except CoderError:
+        return name
 
 
 def codings_frame(study: Store, *, coder=None, decisions=None, history: bool = False) -> pd.DataFrame:
@@ -44,6 +53,7 @@ def codings_frame(study: Store, *, coder=None, decisions=None, history: bool = F
     where, params = [], []
     if coder:
         names = [coder] if isinstance(coder, str) else list(coder)
+        names = [_stored_name(study, n) for n in names]
         where.append("c.name IN (%s)" % ",".join("?" * len(names)))
         params += names
     if decisions:
@@ -55,16 +65,25 @@ def codings_frame(study: Store, *, coder=None, decisions=None, history: bool = F
     return pd.read_sql_query(sql, study.db.conn, params=params)
 
 
-def import_csv(study: Store, path, *, coder: str | None = None) -> int:
-    """Import codings made elsewhere. Every row is checked first; all bad rows are reported
-    together and nothing is imported unless all are good."""
+@dataclass
+class CodingsImport:
+    rows: int                   # codings rows in the file, all imported
+    batch: Batch | None = None  # the numbered batch (batch.number None: nothing changed)
+    new_coders: list[str] = field(default_factory=list)  # "new coder 'carol'" notes
+
+
+def import_csv(study: Store, path, *, coder: str | None = None) -> CodingsImport:
+    """Import codings made elsewhere, as one numbered batch (`coder.store.batches`). Every row
+    is checked first; all bad rows are reported together and nothing is imported unless all
+    are good. Coder names match existing coders case-insensitively; near-duplicates are bad
+    rows."""
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path=path)
     from coder.sources.transcripts import decode, normalise
 
     text, _ = decode(path.read_bytes(), path)
-    reader = csv.DictReader(io.StringIO(normalise(text)))
+    reader = CsvReader(normalise(text), path)
     fields = {(f or "").strip().lower() for f in reader.fieldnames or []}
     missing = [c for c in ("document", "segment", "code") if c not in fields]
     if missing:
@@ -80,6 +99,7 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> int:
         positions[(r["name"], r["position"])] = r["id"]
     documents = {name for name, _ in positions}
     errors, rows = [], []
+    new_names: dict[str, tuple[str, int, Any]] = {}
     for lineno, row in enumerate(reader, 2):
         row = {(k or "").strip().lower(): cell_text(v) for k, v in row.items()}
         problems = []
@@ -109,9 +129,16 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> int:
                 problems.append(str(e))
         name = row.get("coder") or coder
         try:
-            name = check_coder_name(name)
-        except Exception as e:
+            ref = study.resolve_coder(check_coder_name(name))
+        except CoderError as e:
             problems.append(str(e))
+        else:
+            name = ref.name
+            if ref.new:
+                first = new_names.setdefault(coder_key(name), (name, lineno, ref))
+                if first[0] != name:
+                    problems.append(f"coder '{name}' and '{first[0]}' (line {first[1]}) differ "
+                                    "only in case, spaces or punctuation; use one spelling")
         if problems:
             errors.append(f"line {lineno}: " + "; ".join(problems))
             continue
@@ -120,21 +147,25 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> int:
         shown = errors[:20] + ([f"... and {len(errors) - 20} more"] if len(errors) > 20 else [])
         raise InputError(f"{len(errors)} bad row(s), nothing imported:\n  " + "\n  ".join(shown),
                          path=path)
-    with study.db.transaction() as conn:
-        coder_ids = {}
-        for _, name, *_ in rows:
-            if name not in coder_ids:
-                coder_ids[name] = study.coder_id(name)
+    names = list(dict.fromkeys(name for _, name, *_ in rows))
+    with batches.record(study, "codings", source=str(path), coders=names) as batch:
+        conn = study.db.conn
+        coder_ids = {name: study.coder_id(name) for name in names}
         for segment_id, name, code_id, decision, memo in rows:
+            # an imported decision: what its coder saw is not known (context_id NULL)
             conn.execute(
                 "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
                 " memo, source, created_at) VALUES (?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (segment_id, coder_id, COALESCE(code_id, '')) DO UPDATE SET "
                 "decision=excluded.decision, memo=excluded.memo, source=excluded.source, "
-                "created_at=excluded.created_at",
+                "created_at=excluded.created_at, context_id=NULL "
+                # the same decision again is left as it is (a re-import changes nothing)
+                "WHERE codings.decision IS NOT excluded.decision "
+                "OR codings.memo IS NOT excluded.memo",
                 (segment_id, coder_ids[name], code_id, decision, book.version, memo, "import",
                  now()))
-    return len(rows)
+    return CodingsImport(rows=len(rows), batch=batch,
+                         new_coders=[ref.note() for _, _, ref in new_names.values()])
 
 
 def export_csv(study: Store, path=None, *, coder=None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from coder.errors import UnknownReference
 from coder.spreadsheet import neutralise_row
 
 CODE_KEYS = {"id", "name", "description", "include", "exclude", "examples", "items", "speakers",
-             "codes", "color"}
+             "codes", "color", "leads_to"}
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Code:
     items: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     speakers: list[str] = field(default_factory=list)
+    # factors only: the ids of the factors this one leads to (arrows in `coder model-figure`)
+    leads_to: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -106,7 +108,7 @@ class Codebook:
             for key in ("description", "include", "exclude"):
                 if getattr(c, key):
                     d[key] = getattr(c, key)
-            for key in ("items", "examples", "speakers"):
+            for key in ("items", "examples", "speakers", "leads_to"):
                 if getattr(c, key):
                     d[key] = list(getattr(c, key))
             kids = self.children(c.id)
@@ -135,7 +137,10 @@ class Codebook:
         return buf.getvalue()
 
     def canonical_json(self) -> str:
-        return json.dumps([asdict(c) for c in self.codes], sort_keys=True, ensure_ascii=False)
+        # leads_to only where a code has it, so codebooks without it keep their old hash
+        codes = [{k: v for k, v in asdict(c).items() if k != "leads_to" or v}
+                 for c in self.codes]
+        return json.dumps(codes, sort_keys=True, ensure_ascii=False)
 
     @property
     def sha256(self) -> str:
@@ -173,5 +178,103 @@ def assign_ids(book: Codebook, previous: Codebook | None) -> Codebook:
     for c in book.codes:
         parent_path = c.path.rpartition("/")[0]
         c.parent_id = mapping[parent_path] if parent_path else None
+        # a reader gives a leads_to target by id, or by path where the target had no id yet
+        c.leads_to = [ref if ref in taken or ref not in mapping else mapping[ref]
+                      for ref in c.leads_to]
     book.__post_init__()
     return book
+
+
+# -- what changed between two versions ---------------------------------------------------------
+CHANGE_KINDS = ("added", "removed", "renamed", "moved", "edited")
+EDITABLE = ("description", "include", "exclude", "items", "examples", "speakers", "leads_to")
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """One code that differs between two versions, matched by id (what codings store)."""
+
+    id: str
+    kinds: tuple[str, ...]          # some of CHANGE_KINDS; renamed and moved can come together
+    old_path: str | None            # None when added
+    new_path: str | None            # None when removed
+    fields: tuple[str, ...] = ()    # what an edited code changed: description, items, ...
+
+    def line(self) -> str:
+        what = ", ".join(self.kinds)
+        if self.old_path is None:
+            where = str(self.new_path)
+        elif self.new_path is None or self.old_path == self.new_path:
+            where = self.old_path
+        else:
+            where = f"{self.old_path} -> {self.new_path}"
+        text = f"{what:<8} {where}  <{self.id}>"
+        if self.fields:
+            text += ": " + ", ".join(self.fields)
+        return text
+
+
+@dataclass
+class CodebookDiff:
+    """Codes added, removed, renamed, moved (new parent) or edited (description, items, ...)
+    from one codebook version to another, by code id. Codings store the code id, so they follow
+    a renamed or moved code; a removed code's codings count in no table while it is absent."""
+
+    old_version: int | None
+    new_version: int | None
+    changes: list[CodeChange] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[CodeChange]:
+        return [c for c in self.changes if kind in c.kinds]
+
+    @property
+    def removed(self) -> list[CodeChange]:
+        return self.of("removed")
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> str:
+        """'1 added, 2 removed, 1 renamed' (every kind a code has counts once)."""
+        counts = [f"{len(self.of(k))} {k}" for k in CHANGE_KINDS if self.of(k)]
+        return ", ".join(counts) if counts else "no code added, removed, renamed, moved or edited"
+
+    def lines(self) -> list[str]:
+        return [c.line() for c in self.changes]
+
+    def frame(self):
+        """One row per changed code: id, change, old_path, new_path, fields."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [{"id": c.id, "change": ", ".join(c.kinds), "old_path": c.old_path,
+              "new_path": c.new_path, "fields": ", ".join(c.fields)} for c in self.changes],
+            columns=["id", "change", "old_path", "new_path", "fields"])
+
+
+def diff(old: Codebook | None, new: Codebook) -> CodebookDiff:
+    """What changed from ``old`` to ``new``, code by code (by id). A pure function: the study's
+    versions, a file not yet imported (after `assign_ids`) or two files can be compared."""
+    before = {c.id: c for c in old.codes} if old is not None else {}
+    after = {c.id: c for c in new.codes}
+    changes: list[CodeChange] = []
+    for c in new.codes:
+        was = before.get(c.id)
+        if was is None:
+            changes.append(CodeChange(c.id, ("added",), None, c.path))
+            continue
+        kinds = []
+        if was.name != c.name:
+            kinds.append("renamed")
+        if was.parent_id != c.parent_id:
+            kinds.append("moved")
+        fields = tuple(f for f in EDITABLE if getattr(was, f, None) != getattr(c, f, None))
+        if fields:
+            kinds.append("edited")
+        if kinds:
+            changes.append(CodeChange(c.id, tuple(kinds), was.path, c.path, fields))
+    changes += [CodeChange(c.id, ("removed",), c.path, None)
+                for c in (old.codes if old is not None else []) if c.id not in after]
+    order = {k: i for i, k in enumerate(CHANGE_KINDS)}
+    changes.sort(key=lambda ch: order[ch.kinds[0]])  # stable: codebook order within a kind
+    return CodebookDiff(old.version if old is not None else None, new.version, changes)

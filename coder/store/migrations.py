@@ -237,4 +237,122 @@ CREATE TABLE review_actions (
 CREATE INDEX review_actions_by_coder ON review_actions(coder_id, undone_at, id);
 """,
     ),
+    (
+        "0006_array_checksums",
+        """
+-- A stored model array is checked against this before use: a tampered or damaged study file
+-- gives a clear message, never a wrong prediction. NULL for arrays stored before this step.
+ALTER TABLE model_arrays ADD COLUMN sha256 TEXT;
+""",
+    ),
+    (
+        "0003_consensus_provenance",
+        """
+-- A consensus coder built by `coder reconcile`: the rule for segments only some of its coders
+-- decided, and how far their decisions had been read (coding_history.id) when it was built;
+-- a later decision of theirs makes it out of date.
+CREATE TABLE consensus_builds (
+    coder_id INTEGER PRIMARY KEY REFERENCES coders(id) ON DELETE CASCADE,
+    single TEXT NOT NULL CHECK (single IN ('keep', 'drop', 'ask')),
+    history_mark INTEGER NOT NULL,
+    built_at TEXT NOT NULL
+);
+-- The coders whose decisions a consensus coder reconciles, in the order given.
+CREATE TABLE consensus_members (
+    consensus_id INTEGER NOT NULL REFERENCES consensus_builds(coder_id) ON DELETE CASCADE,
+    coder_id INTEGER NOT NULL REFERENCES coders(id),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (consensus_id, coder_id)
+);
+-- Provenance of a consensus decision: the coders' decisions (codings.id) it carries over
+-- (source 'consensus-agreed' or 'consensus-single') or settles (source 'reconcile').
+CREATE TABLE consensus_sources (
+    coding_id INTEGER NOT NULL REFERENCES codings(id) ON DELETE CASCADE,
+    source_coding_id INTEGER NOT NULL,    -- may be gone since: the coder changed their mind
+    PRIMARY KEY (coding_id, source_coding_id)
+);
+""",
+    ),
+    (
+        "0005_codebook_provenance",
+        """
+-- Codebook provenance: the coded codes a version dropped because its import was told to
+-- (--drop-coded), with how many codings each had then: JSON {code id: codings}.
+ALTER TABLE codebook_versions ADD COLUMN dropped_coded TEXT NOT NULL DEFAULT '{}';
+
+-- Who is who before the transcript arrives: a participants-file row naming a document that is
+-- not in the study yet waits here and is linked when that document is imported; until then the
+-- participant speaks nowhere and counts in no N.
+CREATE TABLE participant_links (
+    participant_id INTEGER NOT NULL REFERENCES participants(id) ON DELETE CASCADE,
+    document TEXT NOT NULL,               -- a document name not yet in the study
+    speaker TEXT NOT NULL DEFAULT '',     -- '' = the document's one respondent
+    source TEXT,                          -- the participants file that said so, and its line
+    line INTEGER,
+    PRIMARY KEY (document, speaker)
+);
+""",
+    ),
+    (
+        "0004_batches_and_context",
+        """
+-- Imports and bulk steps as numbered batches (coder/store/batches.py): every codings row a
+-- batch wrote, changed or removed, as it was before and after, so `coder undo --batch N` puts
+-- back exactly what was there; memos it added; the coding_history and review_actions ids it
+-- wrote (its rows in the audit trail, and the single decisions a later undo must skip).
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY,               -- the batch number people see: "batch 3"
+    kind TEXT NOT NULL,                   -- sheet, codings, project, bulk
+    source TEXT,                          -- the file imported, if any
+    coders TEXT NOT NULL DEFAULT '[]',    -- JSON: whose decisions it recorded
+    memos TEXT NOT NULL DEFAULT '[]',     -- JSON: ids of the memos it added
+    history_from INTEGER,                 -- coding_history ids it wrote (inclusive), if any
+    history_to INTEGER,
+    actions_from INTEGER,                 -- review_actions ids it wrote (inclusive), if any
+    actions_to INTEGER,
+    created_at TEXT NOT NULL,
+    undone_at TEXT
+);
+CREATE TABLE batch_changes (
+    batch_id INTEGER NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+    coding_id INTEGER NOT NULL,           -- codings.id (a row put back keeps its id)
+    segment_id INTEGER NOT NULL,
+    coder_id INTEGER NOT NULL,
+    code_id TEXT,
+    before TEXT,                          -- JSON of the whole codings row; NULL: none before
+    after TEXT,                           -- JSON of the whole row it left; NULL: it removed it
+    PRIMARY KEY (batch_id, coding_id)
+);
+CREATE INDEX batch_changes_by_key ON batch_changes(segment_id, coder_id);
+
+-- What a coder could see when deciding (coder/review/context.py): blind or not, whether other
+-- coders' codes were shown and whose were on screen, the model of the suggestions shown and
+-- the coders that model learned from. NULL context on a decision: not recorded (imported, or
+-- made before this step).
+CREATE TABLE decision_contexts (
+    id INTEGER PRIMARY KEY,
+    coder_id INTEGER NOT NULL,
+    segment_id INTEGER NOT NULL,
+    face TEXT NOT NULL,                   -- terminal, web, sheet
+    blind INTEGER NOT NULL DEFAULT 0,
+    others_shown INTEGER NOT NULL DEFAULT 0,  -- the face showed other coders' codes
+    others TEXT NOT NULL DEFAULT '[]',    -- JSON: coders whose codes on the segment were shown
+    model_version INTEGER,                -- of the suggestions shown; NULL: none shown
+    model_coders TEXT NOT NULL DEFAULT '[]',  -- JSON: the coders that model learned from
+    created_at TEXT NOT NULL
+);
+CREATE INDEX decision_contexts_by_segment ON decision_contexts(coder_id, segment_id);
+ALTER TABLE codings ADD COLUMN context_id INTEGER REFERENCES decision_contexts(id);
+""",
+    ),
+    (
+        "0007_embedding_backend",
+        """
+-- Embeddings stored compactly (coder/machine/embed.py): the number type of each cached vector,
+-- '<f4' (float32, every vector cached before this step) or '<f2' (float16, half the bytes).
+-- Which backend made a vector stays in `model` ("all-MiniLM-L6-v2" = torch fp32,
+-- "all-MiniLM-L6-v2@onnx-int8", ...), so vectors of two backends never share a key.
+ALTER TABLE embeddings ADD COLUMN dtype TEXT NOT NULL DEFAULT '<f4';
+""",
+    ),
 ]

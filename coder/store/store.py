@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from coder import __version__
-from coder.errors import CoderError, NothingToDo, StudyError, UnknownReference
+from coder.errors import CodebookError, CoderError, NothingToDo, StudyError, UnknownReference
 from coder.store import codebook as codebook_mod
 from coder.store.db import Database, now
 
@@ -34,6 +34,8 @@ class StudyStatus:
     coders: dict[str, int]          # coder -> segments decided
     suggestions: int
     model_version: int | None
+    # participants (from a participants file) who speak in no document yet: in no N
+    participants_waiting: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,7 +94,10 @@ class Store:
         if version not in self._codebooks:
             info = self.db.one("SELECT * FROM codebook_versions WHERE version=?", (version,))
             if info is None:
-                raise UnknownReference(f"no codebook version {version}")
+                raise UnknownReference(
+                    f"no codebook version {version}",
+                    hint=f"versions 1 to {self.codebook_version}; see them with: "
+                         f"coder codebook history {self.path}")
             codes = [
                 codebook_mod.Code(
                     id=r["id"], name=r["name"], path=r["path"], parent_id=r["parent_id"],
@@ -102,23 +107,49 @@ class Store:
                 for r in self.db.query(
                     "SELECT * FROM codes WHERE codebook_version=? ORDER BY position", (version,))
             ]
+            # leads_to (factor order) lives only in the version's canonical content
+            leads = {c.get("id"): c.get("leads_to") or []
+                     for c in json.loads(info["content"] or "[]") if isinstance(c, dict)}
+            for c in codes:
+                c.leads_to = list(leads.get(c.id, []))
             self._codebooks[version] = codebook_mod.Codebook(
                 name=info["name"], description=info["description"] or "", codes=codes,
                 version=version)
         return self._codebooks[version]
 
-    def store_codebook(self, book: codebook_mod.Codebook, source: str) -> codebook_mod.Codebook:
+    def store_codebook(self, book: codebook_mod.Codebook, source: str, *,
+                       drop_coded: bool = False) -> codebook_mod.Codebook:
         """Add a codebook as a new version (the current one if identical); inside the caller's
-        transaction."""
+        transaction.
+
+        A version without a code that has codings (compared by id) is refused unless
+        ``drop_coded``: those codings would count in no table. Dropped they stay in the study
+        (and count again if a later version brings the id back); the version records them."""
         previous = self.codebook() if self.codebook_version else None
         book = codebook_mod.assign_ids(book, previous)
         if previous is not None and previous.sha256 == book.sha256 and previous.name == book.name:
             return previous
+        removed = codebook_mod.diff(previous, book).removed
+        coded = self.code_codings([c.id for c in removed])
+        dropped = {c.id: coded[c.id] for c in removed if coded.get(c.id)}
+        if dropped and not drop_coded:
+            paths = {c.id: c.old_path for c in removed}
+            named = [f"'{paths[i]}' <{i}> ({n} coding{'s' if n != 1 else ''})"
+                     for i, n in dropped.items()]
+            if len(named) > 10:
+                named = named[:10] + [f"and {len(named) - 10} more"]
+            raise CodebookError(
+                f"this codebook drops {len(dropped)} code{'s' if len(dropped) != 1 else ''} "
+                f"that {'have' if len(dropped) != 1 else 'has'} codings: " + ", ".join(named),
+                path=source or None,
+                hint="their codings would count in no table; to rename or move a code keep its "
+                     "id; use --drop-coded to drop them anyway")
         version = (self.codebook_version or 0) + 1
         self.db.execute(
             "INSERT INTO codebook_versions (version, name, description, source, sha256, content,"
-            " created_at) VALUES (?,?,?,?,?,?,?)",
-            (version, book.name, book.description, source, book.sha256, book.canonical_json(), now()))
+            " created_at, dropped_coded) VALUES (?,?,?,?,?,?,?,?)",
+            (version, book.name, book.description, source, book.sha256, book.canonical_json(), now(),
+             json.dumps(dropped)))
         self.db.conn.executemany(
             "INSERT INTO codes (codebook_version, id, parent_id, path, name, depth, position,"
             " description, include, exclude, items, examples, speakers)"
@@ -136,6 +167,41 @@ class Store:
             "SELECT v.version, v.name, v.source, v.created_at, COUNT(c.id) AS codes "
             "FROM codebook_versions v LEFT JOIN codes c ON c.codebook_version = v.version "
             "GROUP BY v.version ORDER BY v.version", self.db.conn)
+
+    def code_codings(self, code_ids: list[str] | None = None) -> dict[str, int]:
+        """Codings (every decision that names a code) per code id, for the given or all codes."""
+        sql = "SELECT code_id, COUNT(*) AS n FROM codings WHERE code_id IS NOT NULL"
+        params: list[str] = []
+        if code_ids is not None:
+            if not code_ids:
+                return {}
+            sql += " AND code_id IN (%s)" % ",".join("?" * len(code_ids))
+            params = list(code_ids)
+        return {r["code_id"]: r["n"] for r in self.db.query(sql + " GROUP BY code_id", params)}
+
+    def codebook_diff(self, old: int, new: int | None = None) -> codebook_mod.CodebookDiff:
+        """What changed from codebook version ``old`` to ``new`` (default: the current one)."""
+        return codebook_mod.diff(self.codebook(old), self.codebook(new or self.codebook_version))
+
+    def codebook_history(self) -> pd.DataFrame:
+        """Every codebook version: when, from which file, how many codes, what changed from the
+        version before (``changes``) and which coded codes it dropped (``dropped_coded``)."""
+        rows = []
+        previous = None
+        for info in self.db.query("SELECT version, name, source, created_at, dropped_coded "
+                                  "FROM codebook_versions ORDER BY version"):
+            book = self.codebook(info["version"])
+            dropped = json.loads(info["dropped_coded"] or "{}")
+            rows.append({
+                "version": info["version"], "created_at": info["created_at"],
+                "source": info["source"] or "", "name": info["name"], "codes": len(book),
+                "changes": (codebook_mod.diff(previous, book).summary() if previous is not None
+                            else "first version"),
+                "dropped_coded": ", ".join(f"{i} ({n} coding{'s' if n != 1 else ''})"
+                                           for i, n in dropped.items())})
+            previous = book
+        return pd.DataFrame(rows, columns=["version", "created_at", "source", "name", "codes",
+                                           "changes", "dropped_coded"])
 
     # -- documents, segments, participants --------------------------------------------------
     def documents(self) -> pd.DataFrame:
@@ -192,20 +258,34 @@ class Store:
         return people
 
     # -- coders and codings -----------------------------------------------------------------
-    def coder_id(self, name: str, *, create: bool = True, kind: str = "human") -> int:
-        name = check_coder_name(name)
-        row = self.db.one("SELECT id FROM coders WHERE name=?", (name,))
-        if row:
-            return row["id"]
-        if not create:
-            raise UnknownReference(f"unknown coder '{name}'", hint="coders: " + (
-                ", ".join(self.coders()) or "none yet"))
-        # insert-or-get in one write transaction: the same new coder deciding from two places
-        # at once must not collide on the unique name
+    def resolve_coder(self, name: str, *, create: bool = False, kind: str = "human"):
+        """The coder a typed name means (`coder.store.coders`): an existing coder matched
+        case-insensitively keeps its spelling; a near-duplicate is refused; a new name is
+        added when ``create`` (``.created`` says so) or returned with ``id`` None."""
+        from coder.store.coders import resolve
+
+        ref = resolve(self.db, check_coder_name(name))
+        if ref.id is not None or not create:
+            return ref
+        # insert-or-get in one write transaction, resolved again under the write lock: the
+        # same new coder deciding from two places at once must not collide or split in two
         with self.db.transaction() as conn:
-            conn.execute("INSERT INTO coders (name, kind, created_at) VALUES (?,?,?) "
-                         "ON CONFLICT(name) DO NOTHING", (name, kind, now()))
-            return conn.execute("SELECT id FROM coders WHERE name=?", (name,)).fetchone()[0]
+            ref = resolve(self.db, ref.given)
+            if ref.id is None:
+                cur = conn.execute("INSERT INTO coders (name, kind, created_at) VALUES (?,?,?) "
+                                   "ON CONFLICT(name) DO NOTHING", (ref.name, kind, now()))
+                ref.created = cur.rowcount == 1
+                ref.id = conn.execute("SELECT id FROM coders WHERE name=?",
+                                      (ref.name,)).fetchone()[0]
+        return ref
+
+    def coder_id(self, name: str, *, create: bool = True, kind: str = "human") -> int:
+        ref = self.resolve_coder(name, create=create, kind=kind)
+        if ref.id is None:
+            similar = f"did you mean {' or '.join(ref.similar)}? " if ref.similar else ""
+            raise UnknownReference(f"unknown coder '{ref.name}'", hint=similar + "coders: " + (
+                ", ".join(self.coders()) or "none yet"))
+        return ref.id
 
     def coders(self) -> list[str]:
         return [r["name"] for r in self.db.query("SELECT name FROM coders ORDER BY id")]
@@ -220,7 +300,13 @@ class Store:
         return StudyStatus(
             path=str(self.path),
             documents=q("SELECT COUNT(*) FROM documents"),
-            participants=q("SELECT COUNT(*) FROM participants"),
+            # who counts in N: participants who speak (waiting rows of a participants file
+            # do not)
+            participants=q("SELECT COUNT(DISTINCT participant_id) FROM speakers "
+                           "WHERE role='participant' AND participant_id IS NOT NULL"),
+            participants_waiting=q(
+                "SELECT COUNT(*) FROM participants WHERE id NOT IN (SELECT participant_id FROM "
+                "speakers WHERE role='participant' AND participant_id IS NOT NULL)"),
             segments=q("SELECT COUNT(*) FROM segments"),
             codable_segments=q("SELECT COUNT(*) FROM segment_view WHERE role='participant'"),
             codebook_version=version,
@@ -240,5 +326,8 @@ def check_coder_name(name: str | None) -> str:
     name = str(name)
     if name != name.strip() or any(ch in name for ch in "\t\n\r,;"):
         raise CoderError(f"coder name {name!r} has surrounding whitespace, a comma or a semicolon",
+                         hint="use a plain name such as 'alice'")
+    if not any(ch.isalnum() for ch in name):
+        raise CoderError(f"coder name {name!r} has no letter or digit",
                          hint="use a plain name such as 'alice'")
     return name

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
@@ -55,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 CODER_COOKIE = "coder_name"
 BLIND_COOKIE = "coder_blind"
+OTHERS_COOKIE = "coder_others"   # the setting "show other coders' codes" (off by default)
 ACCESS_COOKIE = "coder_access"
 DECISIONS = ("confirmed", "added", "rejected", "no_code")
 ORDERS = ("uncertain", "document", "score", "random")
@@ -79,7 +80,8 @@ class Settings:
 
 # -- the review library: the same queue, decisions and undo as `coder review` ---------------
 def queue_ids(study: Study, coder: str, *, order: str = "uncertain", blind: bool = False,
-              codes: list[str] | None = None, documents: list[str] | None = None) -> list[int]:
+              codes: list[str] | None = None, documents: list[str] | None = None,
+              others: bool = False) -> list[int]:
     """Segment ids still to decide for this coder, in queue order (`coder.review.queue`)."""
     items = review.queue(study, coder, order=order, codes=codes, documents=documents,
                          blind=blind)
@@ -96,8 +98,10 @@ def undo(study: Study, coder: str) -> int | None:
 
 # -- reading what a page shows -----------------------------------------------------------------
 def segment_item(study: Study, coder: str, segment_id: int, *, blind: bool = False,
-                 codes: list[str] | None = None, context: int = 2) -> dict:
-    """One segment as the review card shows it: text, neighbours, suggestions, decisions."""
+                 codes: list[str] | None = None, context: int = 2,
+                 others: bool = False) -> dict:
+    """One segment as the review card shows it: text, neighbours, suggestions, decisions
+    (other coders' only with ``others``, the page's setting; never when ``blind``)."""
     seg = study.db.one("SELECT * FROM segment_view WHERE segment_id=?", (segment_id,))
     if seg is None:
         raise CoderError(f"unknown segment {segment_id}")
@@ -121,7 +125,7 @@ def segment_item(study: Study, coder: str, segment_id: int, *, blind: bool = Fal
         "AND c.codebook_version=? WHERE k.segment_id=? ORDER BY o.name, c.position",
         (version, segment_id))
     mine = [dict(r) for r in decided if r["coder"] == coder]
-    others = [] if blind else [dict(r) for r in decided if r["coder"] != coder]
+    others = [] if blind or not others else [dict(r) for r in decided if r["coder"] != coder]
     state = {r["code_id"] or "": r["decision"] for r in mine}
     for s in suggestions:
         s["state"] = state.get(s["code_id"], "")
@@ -260,18 +264,21 @@ class Web:
     def start_page(self, request, study, coder, data):
         return self.render(request, "start.html", coders=study.coders(),
                            study_name=self.settings.study_path.name,
-                           blind=request.cookies.get(BLIND_COOKIE) == "1")
+                           blind=request.cookies.get(BLIND_COOKIE) == "1",
+                           others=request.cookies.get(OTHERS_COOKIE) == "1")
 
     def start_post(self, request, study, coder, data):
         name = str(data.get("name") or "").strip()
         check_coder_name(name)
+        name = study.resolve_coder(name).name  # 'Alice' is alice; a near-duplicate is refused
         response = RedirectResponse("/review", status_code=303)
         response.set_cookie(CODER_COOKIE, name, max_age=365 * 86400, httponly=True,
                             samesite="strict")
-        if data.get("blind"):
-            response.set_cookie(BLIND_COOKIE, "1", httponly=True, samesite="strict")
-        else:
-            response.delete_cookie(BLIND_COOKIE)
+        for flag, cookie in (("blind", BLIND_COOKIE), ("others", OTHERS_COOKIE)):
+            if data.get(flag):
+                response.set_cookie(cookie, "1", httponly=True, samesite="strict")
+            else:
+                response.delete_cookie(cookie)
         return response
 
     def token_page(self, request, study, coder, data):
@@ -290,16 +297,20 @@ class Web:
     def _options(self, request: Request, data: dict | None = None) -> dict:
         q = dict(request.query_params)
         q.update({k: v for k, v in (data or {}).items() if k in ("blind", "order", "codes",
-                                                                  "documents")})
+                                                                  "documents", "others")})
         if "blind" not in q:  # chosen at the start; a page may still say otherwise
             q["blind"] = request.cookies.get(BLIND_COOKIE, "")
+        if "others" not in q:
+            q["others"] = request.cookies.get(OTHERS_COOKIE, "")
         order = q.get("order") or "uncertain"
         if order not in ORDERS:
             raise CoderError(f"unknown order '{order}'", hint="use " + ", ".join(ORDERS))
         split = lambda v: [x.strip() for x in str(v).split(",") if x.strip()] or None  # noqa: E731
-        return {"blind": str(q.get("blind", "")).lower() in ("1", "true", "yes", "on"),
+        yes = ("1", "true", "yes", "on")
+        return {"blind": str(q.get("blind", "")).lower() in yes,
                 "order": order, "codes": split(q.get("codes") or ""),
-                "documents": split(q.get("documents") or "")}
+                "documents": split(q.get("documents") or ""),
+                "others": str(q.get("others", "")).lower() in yes}
 
     def _state(self, study, coder, options, segment_id: int | None = None,
                skip: set[int] | frozenset = frozenset()) -> tuple[dict | None, dict]:
@@ -309,7 +320,8 @@ class Web:
             left = [i for i in ids if i not in skip]
             segment_id = left[0] if left else None
         item = None if segment_id is None else segment_item(
-            study, coder, segment_id, blind=options["blind"], codes=options["codes"])
+            study, coder, segment_id, blind=options["blind"], codes=options["codes"],
+            others=options["others"])
         prog = progress(study, coder, len(ids), codes=options["codes"],
                         documents=options["documents"])
         return item, prog
@@ -361,12 +373,17 @@ class Web:
                 raise CoderError(f"unknown decision '{entry.get('decision')}'",
                                  hint="use " + ", ".join(DECISIONS))
         study.coder_id(coder)
+        options = self._options(request, data)
+        # what the card showed this coder, recorded with each decision (coder.review.context)
+        seen = review.seen_on(study, coder, segment_id, "web", blind=options["blind"],
+                              show_others=options["others"],
+                              codes=review.code_filter(study.codebook(), options["codes"]))
         with study.db.transaction():
             for entry in entries:
                 review.decide(study, coder, segment_id, entry.get("code_id") or None,
-                              entry["decision"], memo=memo, seconds=seconds, source="web")
-        return self._state_json(study, coder, self._options(request, data), segment_id,
-                                stored=len(entries))
+                              entry["decision"], memo=memo, seconds=seconds, source="web",
+                              seen=seen)
+        return self._state_json(study, coder, options, segment_id, stored=len(entries))
 
     def api_undo(self, request, study, coder, data):
         segment_id = undo(study, coder)
@@ -426,24 +443,30 @@ class Web:
         return self.render(request, "codebook.html", book=book, counts=counts,
                            roots=book.children(None), children=book.children)
 
-    def _frequencies(self, study, who: str):
+    def _frequencies(self, study, who: str, allow_partial: bool = False):
         from coder.analysis import frequency
 
-        kwargs = {"coder": who} if who and who != "consensus" else (
+        known = who in study.coders()
+        kwargs = {"coder": who} if who and known else (
             {"consensus": True} if who == "consensus" else {})
-        return frequency.frequencies(study, level="category", **kwargs)
+        return frequency.frequencies(study, level="category", allow_partial=allow_partial,
+                                     **kwargs)
 
     def analysis_page(self, request, study, coder, data):
         who = request.query_params.get("coder") or ""
-        ctx: dict[str, Any] = {"who": who, "coders": study.coders(), "freq_html": "",
-                               "freq_error": "", "chart": ""}
+        allow_partial = request.query_params.get("allow_partial") == "1"
+        options = [(r["name"], r["name"] if r["kind"] != "consensus" else
+                    f"{r['name']} (consensus coder)")
+                   for r in study.db.query("SELECT name, kind FROM coders ORDER BY id")]
+        ctx: dict[str, Any] = {"who": who, "coder_options": options, "freq_html": "",
+                               "freq_error": "", "chart": "", "allow_partial": allow_partial}
         try:
             from coder.analysis import chart, report
         except ImportError:
             ctx["freq_error"] = "Frequency tables are not available in this version of coder."
         else:
             try:
-                df = self._frequencies(study, who)
+                df = self._frequencies(study, who, allow_partial)
             except CoderError as e:
                 ctx["freq_error"] = str(e)
             else:
@@ -451,7 +474,24 @@ class Web:
                                                             df.attrs.get("N")))
                 ctx["chart"] = base64.b64encode(chart.png_bytes(df)).decode("ascii")
         ctx.update(agreement_section(study, machine=request.query_params.get("machine") == "1"))
+        ctx.update(self._methods_view(study, request, who, allow_partial))
         return self.render(request, "analysis.html", **ctx)
+
+    def _methods_view(self, study, request, who: str, allow_partial: bool) -> dict[str, Any]:
+        """One methods analysis at a time (``?view=cooccur|matrix|saturation|model|memos``,
+        `coder.analysis.sections`), counting whose codings the frequency table counts."""
+        from coder.analysis import sections
+
+        view = request.query_params.get("view") or ""
+        kwargs: dict[str, Any] = {"coder": who} if who and who in study.coders() else (
+            {"consensus": True} if who == "consensus" else {})
+        body = sections.view_html(study, view, allow_partial=allow_partial, **kwargs) \
+            if view in sections.VIEWS else ""
+        query = {k: v for k, v in (("coder", who), ("allow_partial", "1" if allow_partial
+                                                    else "")) if v}
+        return {"methods_views": [(k, label, "?" + urlencode({**query, "view": k}))
+                                  for k, label in sections.VIEWS.items()],
+                "methods_view": view, "methods_html": Markup(body)}
 
 
 AGREEMENT_MEASURES = [("percent_agreement", "% agreement"), ("cohen_kappa", "Cohen's κ"),
@@ -462,7 +502,8 @@ AGREEMENT_MEASURES = [("percent_agreement", "% agreement"), ("cohen_kappa", "Coh
 def agreement_section(study: Study, *, machine: bool = False) -> dict[str, Any]:
     """Per-code agreement among the human coders (and the machine), via `coder.analysis.agreement`."""
     out: dict[str, Any] = {"agreement_rows": [], "agreement_note": "", "machine": machine,
-                           "measures": AGREEMENT_MEASURES, "agreement_coders": []}
+                           "measures": AGREEMENT_MEASURES, "agreement_coders": [],
+                           "agreement_machine": []}
     try:
         from coder.analysis.agreement import study_agreement
     except ImportError:
@@ -483,12 +524,14 @@ def agreement_section(study: Study, *, machine: bool = False) -> dict[str, Any]:
         return out
     rows = []
     for comp in result.comparisons:
-        label = " + ".join(comp.coders)
+        label = comp.label
         rows += [{"comparison": label, **r} for r in comp.per_code]
         rows.append({"comparison": label, "code": "(mean over codes)", "units": comp.units,
                      **comp.mean_over_codes})
     out["agreement_rows"] = rows
     out["agreement_units"] = result.units
+    out["agreement_machine"] = [f"{m.label}: {len(m.units)} of the {result.units} segments"
+                                for m in result.machine]
     return out
 
 
@@ -508,9 +551,9 @@ def create_app(study_path: str | Path, *, coder: str | None = None, token: str |
                local_only: bool = True, secret: bytes | None = None) -> Starlette:
     """The ASGI app for one study file. ``token``: required access token (non-loopback bind)."""
     path = Path(study_path)
-    Study(path).close()  # fail now, with the library's message, if it is not a study
-    if coder is not None:
-        check_coder_name(coder)
+    with Study(path) as study:  # fail now, with the library's message, if it is not a study
+        if coder is not None:  # 'Alice' is alice; a near-duplicate is refused
+            coder = study.resolve_coder(check_coder_name(coder)).name
     settings = Settings(study_path=path, coder=coder, token=token, local_only=local_only)
     if secret is not None:
         settings.secret = secret

@@ -33,6 +33,7 @@
     const o = { blind: root.dataset.blind, order: root.dataset.order };
     if (root.dataset.codes) o.codes = root.dataset.codes;
     if (root.dataset.documents) o.documents = root.dataset.documents;
+    o.others = root.dataset.others || "";
     return o;
   }
   function query(extra) {
