@@ -46,11 +46,10 @@ def imports(module: str, path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
             target = ".".join(p for p in (base, node.module or "") if p)
-            for alias in node.names:
-                for candidate in (f"{target}.{alias.name}", target):
-                    if candidate in known:
-                        found.add(candidate)
-                        break
+            # `from pkg import mod` runs pkg/__init__.py too, so both count as imported
+            if target in known:
+                found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names} & known
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in known}
     found.discard(module)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from coder.cli import freq
+import coder.cli.freq as freq
 from coder.cli.options import split_list, study_argument
 
 FORMATS = freq.FORMATS

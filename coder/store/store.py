@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+import coder.store.codebook as codebook_mod
 from coder import __version__
 from coder.errors import CodebookError, CoderError, NothingToDo, StudyError, UnknownReference
-from coder.store import codebook as codebook_mod
 from coder.store.db import Database, now
 
 POSITIVE = ("confirmed", "added")  # decisions that put a code on a segment
