@@ -403,20 +403,6 @@ def report(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(path: Path, section: str) -> None:
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Evaluation results\n\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == "## Speed and scale"), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        new = "".join(lines[:start]) + section + ("\n" + "".join(lines[end:]) if end < len(lines)
-                                                   else "")
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path)
@@ -447,7 +433,7 @@ def main(argv=None) -> int:
     text = report(out)
     print(text)
     if not args.no_write:
-        write_results(args.results, text)
+        bench_suggest.write_results(args.results, text, heading="## Speed and scale")
     return 0
 
 

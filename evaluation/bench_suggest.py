@@ -341,10 +341,11 @@ def report(rows, speed, cv, before) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(path: Path, section: str) -> None:
+def write_results(path: Path, section: str, heading: str = "## Suggestions") -> None:
+    """Replace the section under ``heading`` of RESULTS.md (or add it); other sections stay."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Evaluation results\n\n"
     lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == "## Suggestions"), None)
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == heading), None)
     if start is None:
         new = old.rstrip("\n") + "\n\n" + section
     else:

@@ -84,8 +84,7 @@ def test_the_papers_counts_are_consistent_with_n_32():
 
 @pytest.fixture(scope="module")
 def seed_study(tmp_path_factory):
-    if not SEED_CODEBOOK.exists():
-        pytest.skip("codebook/sme_internationalization.yaml is not in this checkout")
+    assert SEED_CODEBOOK.exists(), "the seed codebook ships in codebook/"
     tmp = tmp_path_factory.mktemp("seed")
     people, k = {}, 0
     for group, size in GROUPS.items():

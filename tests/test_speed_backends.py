@@ -9,8 +9,9 @@ import sqlite3
 
 import numpy as np
 import pytest
+from cli_helpers import dump
 from click.testing import CliRunner
-from test_suggest import CODEBOOK, code_all, write_transcripts
+from test_suggest import CODEBOOK, code_all, toy, write_transcripts  # noqa: F401  (fixture)
 
 from coder import Study
 from coder.cli import cli
@@ -22,24 +23,6 @@ from coder.machine.embed import HashingEmbedder, backend_of, embed_texts, make_e
 TORCH = "all-MiniLM-L6-v2"
 INT8 = "all-MiniLM-L6-v2@onnx-int8"
 FP32 = "all-MiniLM-L6-v2@onnx-fp32"
-
-
-def dump(path) -> str:
-    conn = sqlite3.connect(path)
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def toy(tmp_path):
-    book = tmp_path / "toy.yaml"
-    book.write_text(CODEBOOK, encoding="utf-8")
-    s = Study.create(tmp_path / "toy.db", codebook=book)
-    s.import_transcripts(write_transcripts(tmp_path))
-    yield s
-    s.close()
 
 
 class Fake(HashingEmbedder):

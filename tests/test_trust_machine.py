@@ -12,9 +12,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_suggest import CODEBOOK, code_all, topic_of, write_transcripts
+from test_suggest import CODEBOOK, code_all, topic_of, toy, write_transcripts  # noqa: F401  (fixture)
 
-from coder import Study
 from coder.analysis import agreement as A
 from coder.cli import cli
 from coder.machine import suggest as lib
@@ -30,16 +29,6 @@ def run(*args):
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch):
     monkeypatch.setattr(lib, "default_embedder", lambda: HashingEmbedder(dim=256))
-
-
-@pytest.fixture
-def toy(tmp_path):
-    book = tmp_path / "toy.yaml"
-    book.write_text(CODEBOOK, encoding="utf-8")
-    s = Study.create(tmp_path / "toy.db", codebook=book)
-    s.import_transcripts(write_transcripts(tmp_path))
-    yield s
-    s.close()
 
 
 def code_like_bob(study, documents=None):
