@@ -153,11 +153,25 @@ class StudyAgreement:
     comparisons: list[Comparison]
     documents: list[str] | None = None
     machine: list[MachineKind] = field(default_factory=list)
+    overlap: float = 0.0        # the share of a segment a coded span must cover to mark it
+    spans: int = 0              # the compared coders' codings on spans rather than segments
+
+    @property
+    def span_rule(self) -> str | None:
+        """How coded spans were turned into segment marks, when there were any."""
+        if not self.spans:
+            return None
+        return (f"{self.spans} coding(s) are on spans, not whole segments: "
+                f"{overlap_rule(self.overlap)}")
 
     def as_dict(self) -> dict[str, Any]:
         out = self.comparisons[0].as_dict()
         out["codes"] = list(self.codes)
         out["documents"] = self.documents
+        out["overlap"] = self.overlap
+        out["span_codings"] = self.spans
+        if self.span_rule:
+            out["span_rule"] = self.span_rule
         if self.machine:
             out["machine"] = [{"kind": m.key, "label": m.label, "units": len(m.units)}
                               for m in self.machine]
@@ -214,14 +228,28 @@ def _code_selection(study: Store, patterns: list[str] | None):
     return book, list(dict.fromkeys(ids))
 
 
-def _decisions(study: Store, coders: list[str], machine: bool, documents: list[str] | None):
-    """Segments every coder decided (in reading order) and each coder's positive codes."""
+def overlap_rule(overlap: float) -> str:
+    """The sentence an agreement table carries about coded spans."""
+    if overlap <= 0:
+        return "a coded span marks every segment it overlaps at all"
+    return f"a coded span marks every segment it covers at least {overlap:.0%} of"
+
+
+def _decisions(study: Store, coders: list[str], machine: bool, documents: list[str] | None,
+               overlap: float = 0.0):
+    """Segments every coder decided (in reading order) and each coder's positive codes. A coded
+    span marks (and decides) each segment it overlaps by more than nothing, or by at least
+    ``overlap`` of the segment's characters."""
+    if not 0.0 <= overlap <= 1.0:
+        raise CoderError(f"--overlap must be between 0 and 1, not {overlap}")
     segs = study.segments(documents=documents)
     ph = ",".join("?" * len(coders))
     rows = pd.read_sql_query(
-        "SELECT k.segment_id, c.name AS coder, k.code_id, k.decision FROM codings k "
-        f"JOIN coders c ON c.id = k.coder_id WHERE c.name IN ({ph}) AND k.decision IN "
-        f"({','.join('?' * len(DECIDED))})", study.db.conn, params=[*coders, *DECIDED])
+        "SELECT DISTINCT m.segment_id, c.name AS coder, m.code_id, m.decision "
+        "FROM coding_segments m JOIN coders c ON c.id = m.coder_id "
+        f"WHERE c.name IN ({ph}) AND m.decision IN ({','.join('?' * len(DECIDED))}) "
+        "AND m.overlap > 0 AND m.overlap >= ? * m.length",
+        study.db.conn, params=[*coders, *DECIDED, overlap])
     rows = rows[rows.segment_id.isin(segs.segment_id)]
     decided = None
     for c in coders:
@@ -344,7 +372,7 @@ def _mean(values) -> float | None:
 def study_agreement(study: Store, coders: list[str], *, machine: bool = False,
                     codes: list[str] | None = None, documents: list[str] | None = None,
                     ci: bool = True, resamples: int = DEFAULT_RESAMPLES,
-                    seed: int = DEFAULT_SEED) -> StudyAgreement:
+                    seed: int = DEFAULT_SEED, overlap: float = 0.0) -> StudyAgreement:
     """Per-code (present/absent per segment) agreement between coders, with the mean over codes
     and a pooled figure. Only segments every compared human coder decided count. The machine
     (``machine=True``, see `machine_marks`) is compared with each human on those segments,
@@ -353,7 +381,7 @@ def study_agreement(study: Store, coders: list[str], *, machine: bool = False,
     coders = _check_coders(study, coders, machine)
     study.check_documents(documents)
     book, selected = _code_selection(study, codes)
-    _, units, marks = _decisions(study, coders, False, documents)
+    _, units, marks = _decisions(study, coders, False, documents, overlap)
     everyone = coders + ([MACHINE] if machine else [])
     if not units:
         raise NothingToDo("no segment was decided by every one of: " + ", ".join(coders),
@@ -417,8 +445,12 @@ def study_agreement(study: Store, coders: list[str], *, machine: bool = False,
         comparisons.append(Comparison(coders=group, units=len(on), per_code=per_code,
                                       mean_over_codes=mean, pooled=pooled, kind=kind,
                                       machine=what))
+    spans = study.db.one(
+        "SELECT COUNT(*) FROM codings k JOIN coders c ON c.id = k.coder_id WHERE c.name IN "
+        f"({','.join('?' * len(coders))}) AND k.start_char IS NOT NULL", coders)[0]
     return StudyAgreement(coders=everyone, units=len(units), codes=[path(c) for c in selected],
-                          comparisons=comparisons, documents=documents, machine=machine_kinds)
+                          comparisons=comparisons, documents=documents, machine=machine_kinds,
+                          overlap=overlap, spans=spans)
 
 
 # -- disagreements and reconciling --------------------------------------------------------------
@@ -426,15 +458,15 @@ SHEET_FIXED = ["document", "segment", "speaker", "previous", "text", "next"]
 
 
 def disagreements(study: Store, coders: list[str], *, machine: bool = False,
-                  codes: list[str] | None = None, documents: list[str] | None = None
-                  ) -> pd.DataFrame:
+                  codes: list[str] | None = None, documents: list[str] | None = None,
+                  overlap: float = 0.0) -> pd.DataFrame:
     """Every segment (decided by all coders) whose coders' codes differ: each coder's codes,
     the text with the previous and next segment as context, and empty ``agreed``/``reason``
     columns to fill in for ``reconcile``."""
     coders = _check_coders(study, coders, machine)
     study.check_documents(documents)
     book, selected = _code_selection(study, codes)
-    segs, units, marks = _decisions(study, coders, machine, documents)
+    segs, units, marks = _decisions(study, coders, machine, documents, overlap)
     everyone = coders + ([MACHINE] if machine else [])
     segs = segs.sort_values(["document", "position"]).reset_index(drop=True)
     segs["previous"] = segs.groupby("document").text.shift(1).fillna("")
@@ -623,8 +655,11 @@ def _decisions_by_segment(study: Store, members: dict[str, int]
     out: dict[int, dict[str, list]] = {}
     names = {i: n for n, i in members.items()}
     for r in study.db.query(
-            f"SELECT id, segment_id, coder_id, code_id, decision FROM codings WHERE coder_id IN "
-            f"({ph}) AND decision IN ({','.join('?' * len(DECIDED))}) ORDER BY id",
+            # a member's coded span counts on every segment it overlaps (consensus is built
+            # on segments)
+            f"SELECT coding_id AS id, segment_id, coder_id, code_id, decision FROM "
+            f"coding_segments WHERE coder_id IN ({ph}) AND overlap > 0 AND decision IN "
+            f"({','.join('?' * len(DECIDED))}) ORDER BY coding_id, segment_id",
             (*members.values(), *DECIDED)):
         mine = out.setdefault(r["segment_id"], {}).setdefault(names[r["coder_id"]], [set(), []])
         if r["decision"] in POSITIVE and r["code_id"] is not None:

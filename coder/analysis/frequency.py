@@ -23,6 +23,8 @@ from coder.store.codebook import Code, Codebook
 LEVELS = ("category", "group", "factor", "all", "item")
 RULES = ("any", "all")
 ROLLUPS = ("any", "mean")
+SPAN_RULE = ("a coded span counts for the participant speaking in every segment it overlaps "
+             "(a span across two speakers counts for each), and as a coded segment there.")
 COLUMNS = ["id", "path", "factor", "group", "name", "level", "depth", "rollup", "n", "N",
            "percent", "label", "segments", "documents", "items"]
 
@@ -72,6 +74,7 @@ class _Facts:
     codings: pd.DataFrame                 # code_id, participant_id, coder_id, segment_id, document_id
     unattributed: int = 0                 # positive codings on segments without a participant
     unknown_codes: list[str] = field(default_factory=list)
+    spans: int = 0                        # counted codings on a span rather than a segment
 
 
 # -- selecting coders --------------------------------------------------------------------------
@@ -176,8 +179,10 @@ def _facts(study, selection: Selection, documents: list[str] | None) -> _Facts:
     coder_marks = ",".join("?" * len(selection.coder_ids))
     dec_marks = ",".join("?" * len(selection.decisions))
     codings = pd.read_sql_query(
-        "SELECT k.code_id, v.participant_id, k.coder_id, k.segment_id, v.document_id "
-        "FROM codings k JOIN segment_view v ON v.segment_id = k.segment_id "
+        # a coded span counts for the speaker of every segment it overlaps (SPAN_RULE)
+        "SELECT DISTINCT k.code_id, v.participant_id, k.coder_id, m.segment_id, v.document_id "
+        "FROM codings k JOIN coding_segments m ON m.coding_id = k.id "
+        "JOIN segment_view v ON v.segment_id = m.segment_id "
         f"WHERE k.coder_id IN ({coder_marks}) AND k.decision IN ({dec_marks}) "
         "AND k.code_id IS NOT NULL AND v.role = 'participant'" + doc_filter,
         study.db.conn, params=[*selection.coder_ids, *selection.decisions, *params])
@@ -192,7 +197,11 @@ def _facts(study, selection: Selection, documents: list[str] | None) -> _Facts:
     known = {c.id for c in book.codes}
     unknown = sorted(set(codings["code_id"]) - known)
     codings = codings[codings["code_id"].isin(known)]
-    return _Facts(book, selection, people, codings, unattributed, unknown)
+    spans = study.db.one(
+        f"SELECT COUNT(*) FROM codings WHERE coder_id IN ({coder_marks}) AND decision IN "
+        f"({dec_marks}) AND code_id IS NOT NULL AND start_char IS NOT NULL",
+        [*selection.coder_ids, *selection.decisions])[0]
+    return _Facts(book, selection, people, codings, unattributed, unknown, spans)
 
 
 def _ancestry(book: Codebook) -> dict[str, list[str]]:
@@ -415,6 +424,8 @@ def _notes(facts: _Facts, total: int) -> list[str]:
              "Roll-ups: 'any' = participants who raised any code below; 'mean' = mean of the "
              "categories' percents. 'segments' and 'documents' count coded segments and "
              "documents, not participants."]
+    if facts.spans:
+        notes.append(f"{facts.spans} coding(s) are on spans, not whole segments: {SPAN_RULE}")
     if facts.unattributed:
         notes.append(f"{facts.unattributed} coding(s) on segments whose speaker is not linked to "
                      "a participant are not counted.")
@@ -446,10 +457,11 @@ def exemplars(study, *, per_code: int = 2, coder: str | None = None,
     rows = pd.read_sql_query(
         "SELECT k.code_id, v.participant, v.document, v.position, v.speaker, v.text, "
         "COUNT(DISTINCT k.coder_id) AS votes FROM codings k "
-        "JOIN segment_view v ON v.segment_id = k.segment_id "
+        "JOIN coding_segments m ON m.coding_id = k.id "
+        "JOIN segment_view v ON v.segment_id = m.segment_id "
         f"WHERE k.coder_id IN ({coder_marks}) AND k.decision IN ({dec_marks}) "
         "AND k.code_id IS NOT NULL AND v.role = 'participant'" + doc_filter
-        + " GROUP BY k.code_id, k.segment_id ORDER BY votes DESC, v.document, v.position",
+        + " GROUP BY k.code_id, m.segment_id ORDER BY votes DESC, v.document, v.position",
         study.db.conn, params=[*selection.coder_ids, *selection.decisions, *(documents or [])])
     book = study.codebook()
     known = {c.id: c for c in book.codes}

@@ -72,8 +72,11 @@ def _console():
               show_default=True, help="Bootstrap resamples for alpha's 95% interval (0: none).")
 @click.option("--seed", type=int, default=coefficients.DEFAULT_SEED, show_default=True,
               help="Bootstrap seed.")
+@click.option("--overlap", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Study: the share of a segment a coded span must cover to mark it (0: any "
+                   "overlap).")
 def agree(source, level, weights, coders, machine, code_patterns, documents, as_json, csv_out,
-          disagreements, resamples, seed):
+          disagreements, resamples, seed, overlap):
     """Inter-coder agreement for a study (per code) or a ratings CSV (unit,coder,value).
 
     \b
@@ -113,10 +116,11 @@ def agree(source, level, weights, coders, machine, code_patterns, documents, as_
     patterns = [p for value in code_patterns for p in split_list(value) or []] or None
     docs = split_list(documents)
     if disagreements:
-        df = A.disagreements(study, names, machine=machine, codes=patterns, documents=docs)
+        df = A.disagreements(study, names, machine=machine, codes=patterns, documents=docs,
+                             overlap=overlap)
         A.write_sheet(df, disagreements)
     res = A.study_agreement(study, names, machine=machine, codes=patterns, documents=docs, ci=ci,
-                            resamples=resamples, seed=seed)
+                            resamples=resamples, seed=seed, overlap=overlap)
     if csv_out:
         A.write_sheet(res.table(), csv_out)
     if as_json:
@@ -213,6 +217,8 @@ def _print_study(res: A.StudyAgreement) -> None:
                "present/absent per segment); κ: " + ("Cohen's kappa" if two else "Fleiss' kappa")
                + "; AC1: Gwet; %: percent agreement; –: undefined (no variation: nobody or "
                "everybody applied the code).")
+    if res.span_rule:
+        click.echo(res.span_rule + " (--overlap).")
     for mk in res.machine:
         click.echo(f"machine ({SHORT.get(mk.key, mk.key)}): {mk.label}; "
                    f"{len(mk.units)} of the {res.units} segments.")

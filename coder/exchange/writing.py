@@ -190,7 +190,10 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
     # codings, suggestions and memos, grouped by document
     placeholders = ",".join("?" * len(coders))
     codings = db.query(
-        "SELECT k.*, c.name AS coder, s.document_id, s.position, s.start_char, s.end_char "
+        # the coding's own span (a row keeps the first of two same-named columns)
+        "SELECT COALESCE(k.start_char, s.start_char) AS start_char, "
+        "COALESCE(k.end_char, s.end_char) AS end_char, k.*, c.name AS coder, s.document_id, "
+        "s.position "
         "FROM codings k JOIN coders c ON c.id = k.coder_id JOIN segments s ON s.id = k.segment_id "
         f"WHERE c.name IN ({placeholders}) ORDER BY s.document_id, s.position, c.name, "
         "COALESCE(k.code_id, '')", tuple(coders)) if coders else []

@@ -27,7 +27,7 @@ from coder.errors import CoderError, NothingToDo, UnknownReference
 from coder.review.context import Seen, context_id
 from coder.store import batches, check_coder_name
 from coder.store.batches import Batch
-from coder.store.db import now
+from coder.store.db import ONE_DECISION, WHOLE, now
 
 if TYPE_CHECKING:
     from coder.store import Store
@@ -39,7 +39,8 @@ DECISIONS = ("confirmed", "rejected", "added", "no_code", "auto")
 POSITIVE = ("confirmed", "added", "auto")  # decisions that put a code on a segment (auto: bulk)
 _ROW_COLUMNS = ("segment_id", "coder_id", "code_id", "decision", "codebook_version",
                 "model_version", "suggestion_score", "memo", "reason", "seconds", "source",
-                "created_at", "context_id")
+                "created_at", "context_id", "start_char", "end_char")
+
 
 
 @dataclass
@@ -79,7 +80,8 @@ def _restore_row(conn, prev: dict[str, Any]) -> None:
 def _rows_of(study: Store, segment_id: int, coder_id: int) -> dict[str, dict[str, Any]]:
     """The coder's current codings rows on a segment, keyed by code id ('' for no_code)."""
     return {r["code_id"] or "": _row_dict(r) for r in study.db.query(
-        "SELECT * FROM codings WHERE segment_id=? AND coder_id=?", (segment_id, coder_id))}
+        f"SELECT * FROM codings WHERE segment_id=? AND coder_id=? AND {WHOLE}",
+        (segment_id, coder_id))}
 
 
 def _resolve_code(book: Codebook, ref: str) -> str:
@@ -141,10 +143,11 @@ def decide(study: Store, coder: str, segment_id: int, code_id: str | None, decis
                 return None
         if decision == "no_code":
             conn.execute("DELETE FROM codings WHERE segment_id=? AND coder_id=? AND code_id IS NOT "
-                         "NULL AND decision IN ('confirmed','added','auto')", (segment_id, cid))
-        elif decision in POSITIVE:
-            conn.execute("DELETE FROM codings WHERE segment_id=? AND coder_id=? AND code_id IS NULL",
+                         f"NULL AND decision IN ('confirmed','added','auto') AND {WHOLE}",
                          (segment_id, cid))
+        elif decision in POSITIVE:
+            conn.execute("DELETE FROM codings WHERE segment_id=? AND coder_id=? AND code_id IS NULL"
+                         f" AND {WHOLE}", (segment_id, cid))
         stamp = now()
         if seen is not None and ctx is None:
             ctx = context_id(study, cid, segment_id, seen)
@@ -152,7 +155,7 @@ def decide(study: Store, coder: str, segment_id: int, code_id: str | None, decis
             "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
             " model_version, suggestion_score, memo, seconds, source, created_at, context_id)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT (segment_id, coder_id, COALESCE(code_id, '')) DO UPDATE SET"
+            f" ON CONFLICT {ONE_DECISION} DO UPDATE SET"
             " decision=excluded.decision, codebook_version=excluded.codebook_version,"
             " model_version=excluded.model_version, suggestion_score=excluded.suggestion_score,"
             " memo=COALESCE(excluded.memo, codings.memo), seconds=excluded.seconds,"
@@ -161,7 +164,7 @@ def decide(study: Store, coder: str, segment_id: int, code_id: str | None, decis
             (segment_id, cid, code_id, decision, book.version, model_version, suggestion_score,
              memo, seconds, source, stamp, ctx))
         row = study.db.one("SELECT id FROM codings WHERE segment_id=? AND coder_id=? AND "
-                           "COALESCE(code_id, '')=?", (segment_id, cid, key))
+                           f"COALESCE(code_id, '')=? AND {WHOLE}", (segment_id, cid, key))
         if _record:
             after = _rows_of(study, segment_id, cid)
             changes = [{"code_id": k or None, "before": before.get(k)}
@@ -183,8 +186,10 @@ def undo(study: Store, coder: str) -> Undone:
         changes = json.loads(action["changes"])
         for change in changes:
             key, prev = change["code_id"] or "", change["before"]
+            start, end = change.get("span") or (None, None)   # a span coding's, or the segment
             conn.execute("DELETE FROM codings WHERE segment_id=? AND coder_id=? AND "
-                         "COALESCE(code_id, '')=?", (seg, cid, key))
+                         "COALESCE(code_id, '')=? AND start_char IS ? AND end_char IS ?",
+                         (change.get("segment_id", seg), cid, key, start, end))
             if prev is not None:
                 _restore_row(conn, prev)
         conn.execute("UPDATE review_actions SET undone_at=? WHERE id=?", (now(), action["id"]))
@@ -250,8 +255,8 @@ def bulk_accept(study: Store, coder: str, *, min_precision: float = 0.95, min_re
         "SELECT g.segment_id, g.code_id, g.score, g.threshold, g.model_version FROM suggestions g "
         "JOIN segment_view v ON v.segment_id = g.segment_id WHERE v.role = 'participant'")
     mine: dict[int, dict[str | None, str]] = {}
-    for r in study.db.query("SELECT segment_id, code_id, decision FROM codings WHERE coder_id=?",
-                            (cid,)):
+    for r in study.db.query("SELECT segment_id, code_id, decision FROM codings WHERE coder_id=?"
+                            f" AND {WHOLE}", (cid,)):
         mine.setdefault(r["segment_id"], {})[r["code_id"]] = r["decision"]
     stats: dict[str, dict[str, Any]] = {}
     for r in sugg:
@@ -303,7 +308,7 @@ def bulk_accept(study: Store, coder: str, *, min_precision: float = 0.95, min_re
             cur = study.db.conn.executemany(
                 "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
                 " model_version, suggestion_score, source, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (segment_id, coder_id, COALESCE(code_id, '')) DO NOTHING", todo)
+                f" ON CONFLICT {ONE_DECISION} DO NOTHING", todo)
             accepted = max(cur.rowcount, 0)
     else:
         batch = None

@@ -17,7 +17,7 @@ from coder.spreadsheet import CsvReader, cell_text, neutralise_frame
 from coder.store import batches, check_coder_name
 from coder.store.batches import Batch
 from coder.store.coders import coder_key
-from coder.store.db import now
+from coder.store.db import ONE_DECISION, now
 
 if TYPE_CHECKING:
     from coder.store import Store
@@ -45,9 +45,13 @@ def codings_frame(study: Store, *, coder=None, decisions=None, history: bool = F
              "k.suggestion_score, k.created_at")
     sql = (f"SELECT {extra}, k.segment_id, v.document, v.position, v.speaker, v.participant, "
            "c.name AS coder, k.code_id, cd.path AS code_path, k.decision, k.memo, k.reason, "
-           "k.source, v.text "
+           "k.source, COALESCE(k.start_char, v.start_char) AS start_char, "
+           "COALESCE(k.end_char, v.end_char) AS end_char, k.start_char IS NULL AS whole, "
+           "CASE WHEN k.start_char IS NULL THEN v.text ELSE substr(d.text, k.start_char + 1, "
+           "k.end_char - k.start_char) END AS text "
            f"FROM {table} k JOIN coders c ON c.id = k.coder_id "
            "LEFT JOIN segment_view v ON v.segment_id = k.segment_id "
+           "LEFT JOIN documents d ON d.id = v.document_id "
            "LEFT JOIN codes cd ON cd.id = k.code_id AND cd.codebook_version = "
            "(SELECT MAX(version) FROM codebook_versions)")
     where, params = [], []
@@ -61,7 +65,8 @@ def codings_frame(study: Store, *, coder=None, decisions=None, history: bool = F
         params += list(decisions)
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY " + ("k.id" if history else "v.document, v.position, c.name, cd.position")
+    sql += " ORDER BY " + ("k.id" if history else
+                           "v.document, v.position, c.name, cd.position, start_char, end_char")
     return pd.read_sql_query(sql, study.db.conn, params=params)
 
 
@@ -156,7 +161,7 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> CodingsImport
             conn.execute(
                 "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
                 " memo, source, created_at) VALUES (?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (segment_id, coder_id, COALESCE(code_id, '')) DO UPDATE SET "
+                f"ON CONFLICT {ONE_DECISION} DO UPDATE SET "
                 "decision=excluded.decision, memo=excluded.memo, source=excluded.source, "
                 "created_at=excluded.created_at, context_id=NULL "
                 # the same decision again is left as it is (a re-import changes nothing)

@@ -177,3 +177,11 @@ def _split_sql(sql: str) -> list[str]:
     if rest:
         statements.append(rest)
     return statements
+
+
+# A decision on a segment is the coding whose span is the whole segment (NULL offsets,
+# migration 0008); a narrower or wider span is coded through coder.review.spans. WHOLE picks the
+# former out of codings; ONE_DECISION is the conflict target of an upsert on codings.
+WHOLE = "start_char IS NULL"
+ONE_DECISION = ("(segment_id, coder_id, COALESCE(code_id, ''), COALESCE(start_char, -1), "
+                "COALESCE(end_char, -1))")

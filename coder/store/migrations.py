@@ -355,4 +355,75 @@ ALTER TABLE codings ADD COLUMN context_id INTEGER REFERENCES decision_contexts(i
 ALTER TABLE embeddings ADD COLUMN dtype TEXT NOT NULL DEFAULT '<f4';
 """,
     ),
+    (
+        "0008_coded_spans",
+        """
+-- Code any span (coder/review/spans.py): a coding covers the characters [start_char, end_char)
+-- of its segment's document (code points into documents.text, like segment offsets). NULL
+-- offsets: the whole segment -- every decision made before this step, and every decision made
+-- on a segment since; such a coding's span is its segment's. A narrower or wider span has its
+-- offsets here; segment_id is then the first segment it overlaps (its anchor) and it may reach
+-- into the segments after it. One current decision per (segment, coder, code, span).
+ALTER TABLE codings ADD COLUMN start_char INTEGER;
+ALTER TABLE codings ADD COLUMN end_char INTEGER;
+ALTER TABLE coding_history ADD COLUMN start_char INTEGER;
+ALTER TABLE coding_history ADD COLUMN end_char INTEGER;
+DROP INDEX codings_one_decision;
+CREATE UNIQUE INDEX codings_one_decision
+    ON codings(segment_id, coder_id, COALESCE(code_id, ''), COALESCE(start_char, -1),
+               COALESCE(end_char, -1));
+CREATE INDEX segments_span ON segments(document_id, start_char, end_char);
+
+DROP TRIGGER codings_history_insert;
+DROP TRIGGER codings_history_update;
+DROP TRIGGER codings_history_delete;
+CREATE TRIGGER codings_history_insert AFTER INSERT ON codings BEGIN
+    INSERT INTO coding_history (coding_id, action, segment_id, coder_id, code_id, decision, memo,
+                                reason, source, recorded_at, start_char, end_char)
+    VALUES (NEW.id, 'insert', NEW.segment_id, NEW.coder_id, NEW.code_id, NEW.decision, NEW.memo,
+            NEW.reason, NEW.source, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), NEW.start_char,
+            NEW.end_char);
+END;
+CREATE TRIGGER codings_history_update AFTER UPDATE ON codings BEGIN
+    INSERT INTO coding_history (coding_id, action, segment_id, coder_id, code_id, decision, memo,
+                                reason, source, recorded_at, start_char, end_char)
+    VALUES (NEW.id, 'update', NEW.segment_id, NEW.coder_id, NEW.code_id, NEW.decision, NEW.memo,
+            NEW.reason, NEW.source, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), NEW.start_char,
+            NEW.end_char);
+END;
+CREATE TRIGGER codings_history_delete AFTER DELETE ON codings BEGIN
+    INSERT INTO coding_history (coding_id, action, segment_id, coder_id, code_id, decision, memo,
+                                reason, source, recorded_at, start_char, end_char)
+    VALUES (OLD.id, 'delete', OLD.segment_id, OLD.coder_id, OLD.code_id, OLD.decision, OLD.memo,
+            OLD.reason, OLD.source, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), OLD.start_char,
+            OLD.end_char);
+END;
+
+-- Every coding with its span spelled out: the document and [start_char, end_char), whole
+-- segment or not (whole = 1 when it is its segment's span).
+CREATE VIEW coding_spans AS
+SELECT k.id AS coding_id, k.segment_id, k.coder_id, k.code_id, k.decision, s.document_id,
+       COALESCE(k.start_char, s.start_char) AS start_char,
+       COALESCE(k.end_char, s.end_char) AS end_char,
+       k.start_char IS NULL AS whole
+FROM codings k JOIN segments s ON s.id = k.segment_id;
+
+-- Each coding with every segment its span overlaps, and by how many characters: what
+-- frequency, segment-level agreement and training read (they state their overlap rule).
+-- A whole-segment coding overlaps its own segment only, fully.
+CREATE VIEW coding_segments AS
+SELECT k.id AS coding_id, k.segment_id AS segment_id, k.coder_id, k.code_id, k.decision,
+       s.end_char - s.start_char AS overlap, s.end_char - s.start_char AS length, 1 AS whole
+FROM codings k JOIN segments s ON s.id = k.segment_id
+WHERE k.start_char IS NULL
+UNION ALL
+SELECT k.id, s.id, k.coder_id, k.code_id, k.decision,
+       MIN(k.end_char, s.end_char) - MAX(k.start_char, s.start_char),
+       s.end_char - s.start_char, 0
+FROM codings k JOIN segments a ON a.id = k.segment_id
+JOIN segments s ON s.document_id = a.document_id AND s.start_char < k.end_char
+                AND s.end_char > k.start_char
+WHERE k.start_char IS NOT NULL;
+""",
+    ),
 ]
