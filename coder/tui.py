@@ -276,8 +276,8 @@ class ReviewApp(App):
         self.seen = self._view(item)
         cid = existing_coder(self.study, self.coder)
         stored = {r["code_id"]: r["decision"] for r in self.study.db.query(
-            "SELECT code_id, decision FROM codings WHERE segment_id=? AND coder_id=?",
-            (item.segment_id, cid))}
+            "SELECT code_id, decision FROM codings WHERE segment_id=? AND coder_id=? "
+            "AND start_char IS NULL", (item.segment_id, cid))}
         self.no_code_decided = None in stored
         for s in item.suggestions:
             self.rows.append(Row(s.code_id, s.path, s.score, s.source, True,

@@ -219,3 +219,41 @@ def test_agreement_marks_segments_by_the_stated_overlap(old_study):
     assert r.exit_code == 0, r.output
     assert "3 coding(s) are on spans, not whole segments: a coded span marks every segment " \
         "it overlaps at all (--overlap)." in r.output
+
+
+# -- training: the span rule --------------------------------------------------------------------
+def test_training_follows_the_span_rule(tmp_path):
+    from coder.machine import suggest as lib
+    from coder.machine.embed import HashingEmbedder
+    from tests.test_suggest import CODEBOOK, write_transcripts
+
+    book = tmp_path / "toy.yaml"
+    book.write_text(CODEBOOK, encoding="utf-8")
+    study = Study.create(tmp_path / "toy.db", codebook=book)
+    study.import_transcripts(write_transcripts(tmp_path))
+    segs = study.segments(include_interviewer=False)
+    first, second, third = (segs.iloc[i] for i in range(3))
+    # bob: a span over most of one answer (a positive there), a few words of another (an extra
+    # positive text; the segment is decided for other codes only), a whole-segment decision
+    spans.code_span(study, "bob", int(first.document_id), int(first.start_char),
+                    int(first.end_char) - 3, "finance")
+    spans.code_span(study, "bob", int(second.document_id), int(second.start_char),
+                    int(second.start_char) + 5, "markets")
+    decisions.decide(study, "bob", int(third.segment_id), "language", "confirmed")
+    codes = lib.suggestable_codes(study.codebook())
+    col = {c.id: j for j, c in enumerate(codes)}
+    ids, Y = lib.training_labels(study, codes, ["bob"])
+    row = {s: Y[i] for i, s in enumerate(ids)}
+    assert row[int(first.segment_id)][col["finance"]] == 1
+    assert row[int(second.segment_id)][col["markets"]] == -1     # neither: a narrow span
+    assert row[int(second.segment_id)][col["finance"]] == 0      # decided for the others
+    extra = lib.span_examples(study, codes, ["bob"])
+    assert extra["text"].tolist() == [second.text[:5]]
+    assert extra["code"].tolist() == [col["markets"]]
+    model = lib.train(study, coders=["bob"], embedder=HashingEmbedder(dim=64))
+    assert model.trained_on["span_examples"] == 1
+    assert "covering at least half" in model.trained_on["span_rule"]
+    oof = lib.out_of_fold(study, model.version)
+    assert -1 in set(oof.segment_ids.tolist())       # the extra text belongs to no segment
+    assert set(oof.segment_ids.tolist()) - {-1} == set(ids)
+    study.close()

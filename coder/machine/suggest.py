@@ -428,22 +428,32 @@ def export_suggestions(study: Store, path: str | Path) -> pd.DataFrame:
 
 
 # -- train -------------------------------------------------------------------------------------
+SPAN_TRAINING_RULE = ("a segment is a positive for a code when a coded span covering at least "
+                      "half of it carries the code; the text of a narrower span is an extra "
+                      "positive example, and its segment is neither positive nor negative for "
+                      "that code")
+
+
+def _coder_filter(study: Store, coders: list[str] | None) -> tuple[str, list[Any]]:
+    if not coders:
+        return "", []
+    known = set(study.coders())
+    missing = [c for c in coders if c not in known]
+    if missing:
+        raise UnknownReference("unknown coder(s): " + ", ".join(missing),
+                               hint="coders: " + (", ".join(sorted(known)) or "none yet"))
+    return " AND c.name IN (%s)" % ",".join("?" * len(coders)), list(coders)
+
+
 def training_labels(study: Store, codes: list[Code], coders: list[str] | None = None):
     """Segments with decisions by the chosen coders and their labels (segments, codes) in
     {1, 0, -1}: confirmed/added -> 1; rejected -> 0; no_code, or coded with other codes, -> 0
-    for every other code. A positive from any chosen coder wins over a negative."""
-    params: list[Any] = []
-    sql = ("SELECT k.segment_id, k.code_id, k.decision FROM codings k "
-           "JOIN coders c ON c.id = k.coder_id WHERE k.decision IN "
-           "('confirmed','added','rejected','no_code')")
-    if coders:
-        known = set(study.coders())
-        missing = [c for c in coders if c not in known]
-        if missing:
-            raise UnknownReference("unknown coder(s): " + ", ".join(missing),
-                                   hint="coders: " + (", ".join(sorted(known)) or "none yet"))
-        sql += " AND c.name IN (%s)" % ",".join("?" * len(coders))
-        params = list(coders)
+    for every other code. A positive from any chosen coder wins over a negative. Coded spans
+    follow SPAN_TRAINING_RULE (a narrow span decides its segment for the other codes only)."""
+    where, params = _coder_filter(study, coders)
+    sql = ("SELECT m.segment_id, m.code_id, m.decision, m.overlap * 2 >= m.length AS covers "
+           "FROM coding_segments m JOIN coders c ON c.id = m.coder_id WHERE m.decision IN "
+           "('confirmed','added','rejected','no_code') AND m.overlap > 0" + where)
     rows = study.db.query(sql, params)
     index = {c.id: j for j, c in enumerate(codes)}
     seg_ids = sorted({r["segment_id"] for r in rows})
@@ -455,16 +465,42 @@ def training_labels(study: Store, codes: list[Code], coders: list[str] | None = 
                 r["decision"] == "no_code" or r["code_id"] in index):
             decided[pos[r["segment_id"]]] = True
     Y[decided] = 0
+    narrow = []
     for r in rows:
         j = index.get(r["code_id"])
         if j is None:
             continue
         i = pos[r["segment_id"]]
-        if r["decision"] in POSITIVE:
+        if r["decision"] in POSITIVE and not r["covers"]:
+            narrow.append((i, j))
+        elif r["decision"] in POSITIVE:
             Y[i, j] = 1
         elif r["decision"] in NEGATIVE and Y[i, j] != 1:
             Y[i, j] = 0
+    for i, j in narrow:
+        if Y[i, j] == 0:
+            Y[i, j] = -1
     return seg_ids, Y
+
+
+def span_examples(study: Store, codes: list[Code], coders: list[str] | None = None
+                  ) -> pd.DataFrame:
+    """The extra positive texts of SPAN_TRAINING_RULE: each coded span's characters within each
+    segment it covers less than half of. Columns: segment_id, document_id, code index, text."""
+    where, params = _coder_filter(study, coders)
+    rows = study.db.query(
+        "SELECT m.segment_id, s.document_id, m.code_id, "
+        "substr(d.text, MAX(x.start_char, s.start_char) + 1, m.overlap) AS text "
+        "FROM coding_segments m JOIN coding_spans x ON x.coding_id = m.coding_id "
+        "JOIN segments s ON s.id = m.segment_id JOIN documents d ON d.id = s.document_id "
+        "JOIN coders c ON c.id = m.coder_id "
+        "WHERE m.whole = 0 AND m.overlap > 0 AND m.overlap * 2 < m.length "
+        "AND m.decision IN ('confirmed','added')" + where
+        + " ORDER BY m.segment_id, m.code_id, m.coding_id", params)
+    index = {c.id: j for j, c in enumerate(codes)}
+    out = [(r["segment_id"], r["document_id"], index[r["code_id"]], r["text"]) for r in rows
+           if r["code_id"] in index and r["text"].strip()]
+    return pd.DataFrame(out, columns=["segment_id", "document_id", "code", "text"])
 
 
 def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder | None = None,
@@ -475,7 +511,8 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
     if report is not None and not Path(report).parent.exists():
         raise CoderError(f"folder {Path(report).parent} does not exist", path=report)
     seg_ids, Y = training_labels(study, codes, coders)
-    if not (Y == 1).any():
+    extras = span_examples(study, codes, coders)
+    if not (Y == 1).any() and extras.empty:
         who = f" by {', '.join(coders)}" if coders else ""
         raise NothingToDo(
             f"no confirmed codings{who} on codes of codebook version {book.version} to train on",
@@ -493,11 +530,31 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
     Y_rows = Y[[order[s] for s in segs["segment_id"].to_numpy()[rows]]]
     sub = segs.iloc[rows].reset_index(drop=True)
     mask = eligibility(codes, sub)
+    X, kwargs = feats.X[rows], feats.kwargs(rows)
+    groups = sub["document_id"].to_numpy()
+    learned_from = sub["segment_id"].to_numpy(np.int64)
+    if not extras.empty:
+        # narrow spans as extra rows: the span's text, its segment's context and speaker; in
+        # the out-of-fold arrays they belong to no segment (-1), so the machine is never
+        # scored on them as if they were segments
+        at = {s: i for i, s in enumerate(segs["segment_id"].to_numpy())}
+        src = np.array([at[s] for s in extras["segment_id"]])
+        Y_extra = np.full((len(extras), len(codes)), -1, dtype=np.int8)
+        Y_extra[np.arange(len(extras)), extras["code"].to_numpy()] = 1
+        X = np.vstack([X, embed_texts(study, extras["text"].tolist(), embedder)])
+        Y_rows = np.vstack([Y_rows, Y_extra])
+        mask = np.vstack([mask, eligibility(codes, segs.iloc[src].reset_index(drop=True))])
+        kwargs = {"context": np.vstack([kwargs["context"], feats.context[src]]),
+                  "texts": kwargs["texts"] + extras["text"].tolist(),
+                  "context_texts": kwargs["context_texts"]
+                  + [feats.context_texts[i] for i in src],
+                  "extra": np.vstack([kwargs["extra"], feats.extra[src]])}
+        groups = np.r_[groups, extras["document_id"].to_numpy()]
+        learned_from = np.r_[learned_from, np.full(len(extras), -1, np.int64)]
     protos, pieces, owner = code_vectors(study, codes, embedder)
     model = CodeSuggester(seed=seed, **params)
-    model.fit(feats.X[rows], Y_rows, code_ids=[c.id for c in codes], code_vectors=protos,
-              piece_vectors=pieces, piece_code=owner, mask=mask,
-              groups=sub["document_id"].to_numpy(), **feats.kwargs(rows))
+    model.fit(X, Y_rows, code_ids=[c.id for c in codes], code_vectors=protos,
+              piece_vectors=pieces, piece_code=owner, mask=mask, groups=groups, **kwargs)
     per_code = []
     for entry, code in zip(model.metrics_, codes):
         per_code.append({"code": code.path, "code_id": code.id, **{
@@ -517,7 +574,10 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
         "positives": {c.path: int(n) for c, n in zip(codes, model.n_positives_) if n},
         "negatives": {c.path: int(n) for c, n in zip(codes, model.n_negatives_) if n},
         "classifier_codes": [c.path for c, i in zip(codes, model.clf_index_) if i >= 0],
+        "span_examples": int(len(extras)),
     }
+    if study.db.one("SELECT 1 FROM codings WHERE start_char IS NOT NULL LIMIT 1") is not None:
+        trained_on["span_rule"] = SPAN_TRAINING_RULE
     stamp = now()
     with study.db.transaction() as conn:
         version = (conn.execute("SELECT MAX(version) FROM models").fetchone()[0] or 0) + 1
@@ -530,7 +590,7 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
         # the out-of-fold predictions for the segments it learned from, beside the weights:
         # `coder agree --machine` scores those segments with them, never in-sample
         _store_arrays(conn, version, {**model.to_arrays(), **model.out_of_fold(),
-                                      "oof_segment": sub["segment_id"].to_numpy(np.int64)})
+                                      "oof_segment": learned_from})
     summary = ModelSummary(version=version, kind="trained", embedder=embedder.name,
                            codebook_version=book.version, seed=seed, created_at=stamp,
                            params=model.get_params(), trained_on=trained_on, metrics=metrics)

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 KINDS = {"sheet": "review sheet", "codings": "codings CSV", "project": "REFI-QDA project",
          "bulk": "bulk accept"}
 # what makes a decision a different decision (the rest is when, where from, how long)
-MEANING = ("segment_id", "coder_id", "code_id", "decision", "memo", "reason")
+MEANING = ("segment_id", "coder_id", "code_id", "decision", "memo", "reason", "start_char",
+           "end_char")
 
 
 @dataclass
@@ -233,7 +234,10 @@ def settle_removed(store: Store, kind: str) -> list[int]:
 
 # -- undoing -----------------------------------------------------------------------------------
 def _key(row: dict[str, Any]) -> tuple:
-    return (row["segment_id"], row["coder_id"], row["code_id"] or "")
+    # (segment, coder, code) and the span; a row from before spans has no offsets: whole
+    start, end = row.get("start_char"), row.get("end_char")
+    return (row["segment_id"], row["coder_id"], row["code_id"] or "",
+            -1 if start is None else start, -1 if end is None else end)
 
 
 def _same(current: dict[str, Any] | None, expected: dict[str, Any] | None) -> bool:
@@ -245,7 +249,7 @@ def _same(current: dict[str, Any] | None, expected: dict[str, Any] | None) -> bo
 def _where(store: Store, keys: list[tuple]) -> str:
     names = {r["id"]: r["name"] for r in store.db.query("SELECT id, name FROM coders")}
     out = []
-    for seg, coder, _ in keys[:5]:
+    for seg, coder, *_ in keys[:5]:
         at = store.db.one("SELECT document, position FROM segment_view WHERE segment_id=?",
                           (seg,))
         place = f"{at['document']} #{at['position']}" if at else f"segment {seg} (gone)"
