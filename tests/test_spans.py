@@ -257,3 +257,31 @@ def test_training_follows_the_span_rule(tmp_path):
     assert -1 in set(oof.segment_ids.tolist())       # the extra text belongs to no segment
     assert set(oof.segment_ids.tolist()) - {-1} == set(ids)
     study.close()
+
+
+def test_a_span_moves_with_its_text_when_the_transcript_is_replaced(tmp_path):
+    path = tmp_path / "s.db"
+    run("init", path)
+    run("codebook", "import", path, DATA / "small_codebook.yaml")
+    t = tmp_path / "pair.txt"
+    t.write_text("ANA: Our home market is tiny and saturated.\n\n"
+                 "BEN: The banks never lend to us.\n", encoding="utf-8")
+    run("import", path, t)
+    study = Study(path)
+    _, text = _doc(study, "pair")
+    kept = spans.code_span(study, "alice", "pair", text.index("tiny"),
+                           text.index("tiny") + 4, "trig-domestic")
+    lost = spans.code_span(study, "alice", "pair", text.index("banks"),
+                           text.index("banks") + 5, "bar-finance")
+    study.close()
+    # a new first turn moves ANA's turn down; BEN's turn is edited: its span cannot follow
+    t.write_text("BEN: Hello.\n\nANA: Our home market is tiny and saturated.\n\n"
+                 "BEN: The lenders never lend to us.\n", encoding="utf-8")
+    r = run("import", path, t, "--replace")
+    assert r.exit_code == 0, r.output
+    study = Study(path)
+    _, text = _doc(study, "pair")
+    rows = spans.document_codings(study, "pair")
+    assert rows["text"].tolist() == ["tiny"]
+    assert rows["start_char"].tolist() == [text.index("tiny")]
+    assert study.db.one("SELECT COUNT(*) FROM codings WHERE id IN (?, ?)", (kept, lost))[0] == 1

@@ -22,7 +22,7 @@ from coder.errors import InputError
 from coder.sources.archive import check_package
 from coder.sources.segment import UNITS, Segment, Turn, segment
 from coder.spreadsheet import CsvReader, cell_text
-from coder.store.db import now, text_hash
+from coder.store.db import WHOLE, now, text_hash
 
 if TYPE_CHECKING:
     from coder.store import Store
@@ -532,7 +532,7 @@ def import_text(study: Store, name: str, text: str, *, unit: str = "turn", fmt: 
 def _store(study: Store, t: Transcript, unit: str, interviewers: set[str], replace: bool,
            report: ImportReport) -> None:
     db = study.db
-    old = db.one("SELECT id, sha256, unit FROM documents WHERE name=?", (t.name,))
+    old = db.one("SELECT id, sha256, unit, text FROM documents WHERE name=?", (t.name,))
     if old is not None and old["sha256"] == t.sha256 and old["unit"] == unit:
         report.unchanged.append(t.name)
         return
@@ -561,8 +561,8 @@ def _store(study: Store, t: Transcript, unit: str, interviewers: set[str], repla
                    (str(t.path), t.format, t.encoding, t.sha256, t.text, unit, meta, now(), doc_id))
         report.replaced.append(t.name)
     speaker_ids = _store_speakers(study, doc_id, t.name, segs, interviewers)
-    old_segments = db.query("SELECT id, text_hash FROM segments WHERE document_id=? ORDER BY position",
-                            (doc_id,))
+    old_segments = db.query("SELECT id, text_hash, start_char FROM segments WHERE document_id=? "
+                            "ORDER BY position", (doc_id,))
     offset = 10_000_000 if old_segments else 0
     new_ids = []
     for s in segs:
@@ -572,7 +572,7 @@ def _store(study: Store, t: Transcript, unit: str, interviewers: set[str], repla
             (doc_id, s.position + offset, speaker_ids.get(s.speaker), s.turn, s.start, s.end,
              s.text, text_hash(s.text), s.start_time, s.end_time)).lastrowid)
     if old_segments:
-        _carry_codings(study, old_segments, segs, new_ids, report)
+        _carry_codings(study, old_segments, segs, new_ids, report, old["text"], t.text)
         db.execute("DELETE FROM segments WHERE document_id=? AND position < ?", (doc_id, offset))
         db.execute("UPDATE segments SET position = position - ? WHERE document_id=?",
                    (offset, doc_id))
@@ -593,20 +593,36 @@ def _store(study: Store, t: Transcript, unit: str, interviewers: set[str], repla
                else "consider splitting them in the transcript"))
 
 
-def _carry_codings(study, old_segments, segs, new_ids, report) -> None:
-    """Move codings from old segments to new ones with the same text (n-th occurrence to n-th)."""
-    by_hash: dict[str, list[int]] = {}
+def _carry_codings(study, old_segments, segs, new_ids, report, old_text: str,
+                   new_text: str) -> None:
+    """Move codings from old segments to new ones with the same text (n-th occurrence to n-th).
+    A coded span anchored there moves by as much as its segment did, when the characters it
+    covers are still the same there; otherwise it is orphaned with the segment."""
+    by_hash: dict[str, list[tuple[int, int]]] = {}
     for s, new_id in zip(segs, new_ids):
-        by_hash.setdefault(text_hash(s.text), []).append(new_id)
+        by_hash.setdefault(text_hash(s.text), []).append((new_id, s.start))
     for old in old_segments:
         targets = by_hash.get(old["text_hash"])
-        n = study.db.one("SELECT COUNT(*) FROM codings WHERE segment_id=?", (old["id"],))[0]
+        n = study.db.one(f"SELECT COUNT(*) FROM codings WHERE segment_id=? AND {WHOLE}",
+                         (old["id"],))[0]
+        spans = study.db.query("SELECT id, start_char, end_char FROM codings WHERE segment_id=? "
+                               "AND start_char IS NOT NULL", (old["id"],))
         if targets:
-            new_id = targets.pop(0)
-            study.db.execute("UPDATE codings SET segment_id=? WHERE segment_id=?", (new_id, old["id"]))
+            new_id, new_start = targets.pop(0)
+            study.db.execute(f"UPDATE codings SET segment_id=? WHERE segment_id=? AND {WHOLE}",
+                             (new_id, old["id"]))
             report.kept_codings += n
+            shift = new_start - old["start_char"]
+            for k in spans:
+                a, b = k["start_char"] + shift, k["end_char"] + shift
+                if new_text[a:b] == old_text[k["start_char"]:k["end_char"]]:
+                    study.db.execute("UPDATE codings SET segment_id=?, start_char=?, end_char=? "
+                                     "WHERE id=?", (new_id, a, b, k["id"]))
+                    report.kept_codings += 1
+                else:
+                    report.orphaned_codings += 1
         else:
-            report.orphaned_codings += n
+            report.orphaned_codings += n + len(spans)
 
 
 def _store_speakers(study, doc_id: int, doc_name: str, segs: list[Segment],
