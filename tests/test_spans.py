@@ -285,3 +285,33 @@ def test_a_span_moves_with_its_text_when_the_transcript_is_replaced(tmp_path):
     assert rows["text"].tolist() == ["tiny"]
     assert rows["start_char"].tolist() == [text.index("tiny")]
     assert study.db.one("SELECT COUNT(*) FROM codings WHERE id IN (?, ?)", (kept, lost))[0] == 1
+
+
+def test_codings_csv_carries_spans_out_and_back(old_study, tmp_path):
+    study = Study(old_study)
+    _, text = _doc(study)
+    start = text.index("MATRADE")
+    spans.code_span(study, "carol", "p01", start, start + 7, "net-institutions", memo="agency")
+    out = tmp_path / "codings.csv"
+    r = run("codes", "export", old_study, out, "--coder", "carol")
+    assert r.exit_code == 0, r.output
+    exported = out.read_text(encoding="utf-8")
+    assert ",MATRADE," in exported and f",{start},{start + 7}" in exported
+    study.close()
+    # into a copy of the old study, where carol has nothing yet
+    fresh = tmp_path / "fresh.db"
+    shutil.copy(DATA / "study-before-spans.db", fresh)
+    r = run("codes", "import", fresh, out)
+    assert r.exit_code == 0, r.output
+    got = spans.document_codings(Study(fresh), "p01", coders=["carol"])
+    assert got[["text", "start_char", "memo"]].values.tolist() == [["MATRADE", start, "agency"]]
+    # a span that misses its segment, or a rejection on a span, is a bad row; nothing written
+    bad = tmp_path / "bad.csv"
+    bad.write_text("document,segment,code,coder,decision,start,end\n"
+                   f"p01,2,net-institutions,dave,confirmed,{start},{start + 7}\n"
+                   f"p01,4,net-institutions,dave,rejected,{start},{start + 7}\n",
+                   encoding="utf-8")
+    r = run("codes", "import", fresh, bad)
+    assert r.exit_code == 1
+    assert "line 2: span" in r.output and "does not overlap segment 2" in r.output
+    assert "line 3: a span (start/end) takes decision confirmed or added" in r.output

@@ -1,7 +1,9 @@
 """Human codings: the codings table as DataFrames, and the codings CSV (import and export).
 
 The CSV has columns ``document,segment,code`` and optional ``coder``, ``decision`` (confirmed
-by default), ``memo``; an export adds ``speaker,text,time`` and can be imported unchanged.
+by default), ``memo``, and ``start,end`` for a coded span (character offsets into the document,
+end exclusive; blank for the whole segment); an export adds ``speaker,text,time`` (text: the
+span's exact characters) and can be imported unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 DECISIONS = ("confirmed", "added", "rejected", "no_code", "auto")
 EXPORT_COLUMNS = ["document", "segment", "code", "coder", "decision", "memo", "speaker", "text",
-                  "time"]
+                  "time", "start", "end"]
 
 
 def _stored_name(study: Store, name: str) -> str:
@@ -98,10 +100,11 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> CodingsImport
         raise InputError("no coder: the CSV has no 'coder' column", path=path,
                          hint="give one with --coder NAME")
     book = study.codebook()
-    positions = {}
-    for r in study.db.query("SELECT d.name, s.position, s.id FROM segments s "
-                            "JOIN documents d ON d.id = s.document_id"):
+    positions, bounds = {}, {}
+    for r in study.db.query("SELECT d.name, s.position, s.id, s.start_char, s.end_char "
+                            "FROM segments s JOIN documents d ON d.id = s.document_id"):
         positions[(r["name"], r["position"])] = r["id"]
+        bounds[r["id"]] = (r["start_char"], r["end_char"])
     documents = {name for name, _ in positions}
     errors, rows = [], []
     new_names: dict[str, tuple[str, int, Any]] = {}
@@ -144,10 +147,15 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> CodingsImport
                 if first[0] != name:
                     problems.append(f"coder '{name}' and '{first[0]}' (line {first[1]}) differ "
                                     "only in case, spaces or punctuation; use one spelling")
+        span = (None, None)
+        if (row.get("start") or row.get("end")) and not problems:
+            span = _span(study, doc, positions, bounds, positions[(doc, pos)], row, decision,
+                         problems)
         if problems:
             errors.append(f"line {lineno}: " + "; ".join(problems))
             continue
-        rows.append((positions[(doc, pos)], name, code_id, decision, row.get("memo") or None))
+        anchor = span[2] if len(span) == 3 else positions[(doc, pos)]
+        rows.append((anchor, name, code_id, decision, row.get("memo") or None, *span[:2]))
     if errors:
         shown = errors[:20] + ([f"... and {len(errors) - 20} more"] if len(errors) > 20 else [])
         raise InputError(f"{len(errors)} bad row(s), nothing imported:\n  " + "\n  ".join(shown),
@@ -156,11 +164,11 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> CodingsImport
     with batches.record(study, "codings", source=str(path), coders=names) as batch:
         conn = study.db.conn
         coder_ids = {name: study.coder_id(name) for name in names}
-        for segment_id, name, code_id, decision, memo in rows:
+        for segment_id, name, code_id, decision, memo, start, end in rows:
             # an imported decision: what its coder saw is not known (context_id NULL)
             conn.execute(
                 "INSERT INTO codings (segment_id, coder_id, code_id, decision, codebook_version,"
-                " memo, source, created_at) VALUES (?,?,?,?,?,?,?,?) "
+                " memo, source, created_at, start_char, end_char) VALUES (?,?,?,?,?,?,?,?,?,?) "
                 f"ON CONFLICT {ONE_DECISION} DO UPDATE SET "
                 "decision=excluded.decision, memo=excluded.memo, source=excluded.source, "
                 "created_at=excluded.created_at, context_id=NULL "
@@ -168,9 +176,40 @@ def import_csv(study: Store, path, *, coder: str | None = None) -> CodingsImport
                 "WHERE codings.decision IS NOT excluded.decision "
                 "OR codings.memo IS NOT excluded.memo",
                 (segment_id, coder_ids[name], code_id, decision, book.version, memo, "import",
-                 now()))
+                 now(), start, end))
     return CodingsImport(rows=len(rows), batch=batch,
                          new_coders=[ref.note() for _, _, ref in new_names.values()])
+
+
+def _span(study: Store, doc: str, positions, bounds, segment_id: int, row: dict, decision: str,
+          problems: list[str]) -> tuple:
+    """A row's ``start``/``end`` (document character offsets, end exclusive): (start, end,
+    anchor segment), or (None, None) when they are exactly the row's segment."""
+    try:
+        start, end = int(row.get("start", "")), int(row.get("end", ""))
+    except ValueError:
+        problems.append(f"start '{row.get('start', '')}' and end '{row.get('end', '')}' must "
+                        "both be whole numbers (character offsets in the document)")
+        return (None, None)
+    seg_start, seg_end = bounds[segment_id]
+    if (start, end) == (seg_start, seg_end):
+        return (None, None)
+    if decision not in ("confirmed", "added"):
+        problems.append(f"a span (start/end) takes decision confirmed or added, not {decision}")
+        return (None, None)
+    length = study.db.one("SELECT length(text) FROM documents WHERE name=?", (doc,))[0]
+    if not (0 <= start < end <= length):
+        problems.append(f"span {start}..{end} is not inside document '{doc}' (0..{length})")
+        return (None, None)
+    if not (start < seg_end and end > seg_start):
+        problems.append(f"span {start}..{end} does not overlap segment {row.get('segment')} "
+                        f"({seg_start}..{seg_end})")
+        return (None, None)
+    anchor = study.db.one(
+        "SELECT s.id FROM segments s JOIN documents d ON d.id = s.document_id WHERE d.name=? "
+        "AND s.start_char < ? AND s.end_char > ? ORDER BY s.start_char LIMIT 1",
+        (doc, end, start))[0]
+    return (start, end, anchor)
 
 
 def export_csv(study: Store, path=None, *, coder=None) -> pd.DataFrame:
@@ -180,6 +219,9 @@ def export_csv(study: Store, path=None, *, coder=None) -> pd.DataFrame:
         "code": df["code_path"].where(df["code_id"].notna(), "none"),
         "coder": df["coder"], "decision": df["decision"], "memo": df["memo"].fillna(""),
         "speaker": df["speaker"], "text": df["text"], "time": df["created_at"],
+        # a coded span's document offsets (end exclusive); blank: the whole segment
+        "start": df["start_char"].where(~df["whole"].astype(bool)).astype("Int64"),
+        "end": df["end_char"].where(~df["whole"].astype(bool)).astype("Int64"),
     })
     out.loc[df["code_id"].notna() & df["code_path"].isna(), "code"] = df["code_id"]
     if path is not None:
