@@ -40,13 +40,14 @@ class Study(Store):
     def import_transcripts(self, paths, *, unit: str = "turn", interviewer=None,
                            participants: str | Path | None = None, replace: bool = False,
                            names: list[str] | None = None, allow_duplicate: bool = False,
-                           encoding: str | None = None):
+                           encoding: str | None = None, progress=None):
         """Import transcript files (txt, md, docx, vtt, srt, csv); see `coder.sources.transcripts`."""
         from coder.sources import transcripts
 
         return transcripts.import_files(self, paths, unit=unit, interviewer=interviewer,
                                         participants=participants, replace=replace, names=names,
-                                        allow_duplicate=allow_duplicate, encoding=encoding)
+                                        allow_duplicate=allow_duplicate, encoding=encoding,
+                                        progress=progress)
 
     def import_participants(self, path: str | Path):
         from coder.sources import transcripts

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from coder.cli.options import study_argument
+from coder.cli.progress import bar
 from coder.spreadsheet import neutralise_frame
 from coder.study import Study
 
@@ -61,9 +62,10 @@ def import_(study, files, unit, participants, interviewer, replace, encoding, al
     participants whose transcripts come later: their rows wait and are linked when the
     document is imported; only participants who speak count in N."""
     s = Study(study)
-    r = s.import_transcripts(files, unit=unit, interviewer=interviewer,
-                             participants=participants, replace=replace, encoding=encoding,
-                             allow_duplicate=allow_duplicate)
+    with bar("Importing transcripts") as progress:
+        r = s.import_transcripts(files, unit=unit, interviewer=interviewer,
+                                 participants=participants, replace=replace, encoding=encoding,
+                                 allow_duplicate=allow_duplicate, progress=progress)
     click.echo(f"Imported {len(r.imported)} document(s), replaced {len(r.replaced)}, "
                f"unchanged {len(r.unchanged)}; {r.segments} segments (unit: {unit}).")
     if r.duplicates:

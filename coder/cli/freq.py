@@ -137,8 +137,11 @@ def register(cli):
         from coder.analysis import report, tables
 
         tables.check_output(out)
-        path = report.report(_open(study), out, quotes=quotes, decimals=decimals,
-                             by=split_list(by), title=title,
-                             **_selection(coder, consensus, coders, rule, include_auto,
-                                          allow_partial))
+        from coder.cli.progress import working
+
+        with working("Writing the report"):
+            path = report.report(_open(study), out, quotes=quotes, decimals=decimals,
+                                 by=split_list(by), title=title,
+                                 **_selection(coder, consensus, coders, rule, include_auto,
+                                              allow_partial))
         click.echo(f"Wrote {path}")

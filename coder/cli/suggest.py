@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from coder.cli.options import documents_option, split_list, study_argument
+from coder.cli.progress import bar, working
 
 
 def _open(path):
@@ -41,10 +42,11 @@ def register(cli):
 
         if dask_address is not None and workers is not None:
             raise click.UsageError("use --dask or --workers, not both")
-        with _open(study) as s:
+        with _open(study) as s, bar("Encoding segments") as progress:
             df = lib.suggest(s, documents=split_list(documents), top_k=top_k, min_score=min_score,
                              recompute=recompute, include_interviewer=include_interviewer,
-                             backend=backend, dask=dask_address, workers=workers)
+                             backend=backend, dask=dask_address, workers=workers,
+                             progress=progress)
             if df.empty:
                 click.echo("No segments needed suggestions (use --recompute to redo them).")
                 return
@@ -80,8 +82,10 @@ def register(cli):
         """Refit the suggestion model on confirmed and rejected codes (a new model version)."""
         from coder.machine import suggest as lib
 
-        with _open(study) as s:
-            m = lib.train(s, coders=split_list(coders), report=report, seed=seed)
+        with _open(study) as s, bar("Encoding segments") as progress, \
+                working("Training (cross-validated by document)"):
+            m = lib.train(s, coders=split_list(coders), report=report, seed=seed,
+                          progress=progress)
         on = m.trained_on
         click.echo(f"Model v{m.version}: trained on {on['segments']} segments from "
                    f"{on['documents']} documents by {', '.join(on['coders'])}; classifiers for "

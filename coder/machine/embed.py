@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -28,7 +28,8 @@ from coder.store.db import text_hash
 if TYPE_CHECKING:
     from coder.store import Store
 
-
+# told (done, total) as work goes; the CLI draws a progress bar with it
+Progress = Callable[[int, int], None]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # cached vectors: float16 (half the bytes of float32; cosine to the float32 vector 0.99994 at
@@ -188,10 +189,12 @@ def shared_embedder(backend: str) -> Embedder:
 
 
 def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
-                hashes: Sequence[str] | None = None) -> np.ndarray:
+                hashes: Sequence[str] | None = None, progress: Progress | None = None
+                ) -> np.ndarray:
     """Vectors for ``texts`` (rows in the same order), encoding only what the cache lacks.
 
-    Distinct missing texts are encoded once and stored in one transaction.
+    Distinct missing texts are encoded once and stored as they come. ``progress(done, total)``
+    hears of each piece encoded (total: the texts the cache lacked).
     """
     texts = list(texts)
     hashes = list(hashes) if hashes is not None else [text_hash(t) for t in texts]
@@ -206,6 +209,9 @@ def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
         usual = max(set(dims), key=dims.count)
         cached = {h: v for h, v in cached.items() if v.shape[0] == usual}
     missing = [h for h in unique if h not in cached]
+    done = 0
+    if progress is not None and missing:
+        progress(0, len(missing))
     for rows, vectors in _encoded(embedder, [unique[h] for h in missing]):
         # stored as float16; the caller gets the stored values, so a suggestion made now and
         # one made later from the cache are the same
@@ -218,6 +224,9 @@ def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
                 [(embedder.name, h, int(v.shape[0]), v.tobytes(), STORE_DTYPE.str)
                  for h, v in zip(keys, stored)])
         cached.update(zip(keys, stored.astype(np.float32)))
+        done += len(keys)
+        if progress is not None:
+            progress(done, len(missing))
     return np.vstack([cached[h] for h in hashes]).astype(np.float32)
 
 
@@ -237,9 +246,11 @@ def _encoded(embedder: Embedder, texts: list[str]):
         yield np.arange(start, start + len(piece)), embedder.encode(piece)
 
 
-def embed_segments(study: Store, segments, embedder: Embedder) -> np.ndarray:
+def embed_segments(study: Store, segments, embedder: Embedder,
+                   progress: Progress | None = None) -> np.ndarray:
     """Vectors for a segments DataFrame (``text``, ``text_hash`` columns), in row order."""
-    return embed_texts(study, segments["text"].tolist(), embedder, segments["text_hash"].tolist())
+    return embed_texts(study, segments["text"].tolist(), embedder, segments["text_hash"].tolist(),
+                       progress=progress)
 
 
 def _load(study: Store, model: str, hashes: list[str]) -> dict[str, np.ndarray]:

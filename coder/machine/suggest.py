@@ -27,6 +27,7 @@ from coder.errors import CoderError, NothingToDo, StudyError, UnknownReference
 from coder.machine.embed import (
     BACKEND_ENV,
     Embedder,
+    Progress,
     backend_of,
     default_embedder,
     embed_segments,
@@ -76,8 +77,9 @@ class ModelSummary:
 
 # -- codes, eligibility, features -------------------------------------------------------------
 def suggestable_codes(book: Codebook) -> list[Code]:
-    """Leaf codes, in codebook order."""
-    return book.leaves()
+    """Leaf codes that can be coded, in codebook order (a non-codable category, REFI-QDA's
+    isCodable="false", only groups codes and is never suggested)."""
+    return [c for c in book.leaves() if c.codable]
 
 
 def _pieces(code: Code) -> list[str]:
@@ -142,12 +144,13 @@ class Features:
                 "extra": self.extra[rows]}
 
 
-def segment_features(study: Store, segments: pd.DataFrame, embedder: Embedder) -> Features:
+def segment_features(study: Store, segments: pd.DataFrame, embedder: Embedder,
+                     progress: Progress | None = None) -> Features:
     """Embeddings of each segment and of the turn before it (same document), and speaker role.
 
     ``segments`` must hold whole documents in reading order so each row's previous turn is there.
     """
-    X = embed_segments(study, segments, embedder)
+    X = embed_segments(study, segments, embedder, progress=progress)
     doc = segments["document_id"].to_numpy()
     same_doc = np.r_[False, doc[1:] == doc[:-1]]
     prev = np.r_[0, np.arange(len(segments) - 1)]
@@ -289,7 +292,8 @@ def suggest_embedder(study: Store, book: Codebook, *, embedder: Embedder | None 
 def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
             min_score: float = 0.05, recompute: bool = False, embedder: Embedder | None = None,
             include_interviewer: bool = False, backend: str | None = None,
-            dask: str | None = None, workers: int | None = None) -> pd.DataFrame:
+            dask: str | None = None, workers: int | None = None,
+            progress: Progress | None = None) -> pd.DataFrame:
     """Score segments and store up to ``top_k`` codes per segment scoring at least ``min_score``.
 
     Without ``recompute``, segments that already have suggestions from the current model are
@@ -318,7 +322,7 @@ def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
         with DaskEmbedder(embedder, address=dask, workers=workers) as cluster:
             return suggest(study, documents=documents, top_k=top_k, min_score=min_score,
                            recompute=recompute, embedder=cluster,
-                           include_interviewer=include_interviewer)
+                           include_interviewer=include_interviewer, progress=progress)
     version, model = _current_model(study, book, embedder)
     if model is None and not any(_has_text(c) for c in codes):
         raise NoCodebookText(
@@ -342,7 +346,7 @@ def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
     keep = np.isin(segs["document_id"].to_numpy(), docs)
     segs = segs[keep].reset_index(drop=True)
     rows = np.flatnonzero(target[keep])
-    feats = segment_features(study, segs, embedder)
+    feats = segment_features(study, segs, embedder, progress=progress)
     if model is None:
         model = codebook_model(study, codes, embedder)
     sub = segs.iloc[rows].reset_index(drop=True)
@@ -504,7 +508,8 @@ def span_examples(study: Store, codes: list[Code], coders: list[str] | None = No
 
 
 def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder | None = None,
-          report: str | Path | None = None, seed: int = 0, **params: Any) -> ModelSummary:
+          report: str | Path | None = None, seed: int = 0, progress: Progress | None = None,
+          **params: Any) -> ModelSummary:
     """Refit the model from scratch on the coders' decisions; store it as a new version."""
     book = study.codebook()
     codes = suggestable_codes(book)
@@ -524,7 +529,7 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
         "SELECT DISTINCT document_id FROM segments WHERE id IN (SELECT segment_id FROM codings)")}
     segs = study.segments(include_interviewer=True)
     segs = segs[segs["document_id"].isin(doc_ids)].reset_index(drop=True)
-    feats = segment_features(study, segs, embedder)
+    feats = segment_features(study, segs, embedder, progress=progress)
     rows = np.flatnonzero(segs["segment_id"].isin(labelled).to_numpy())
     order = {s: i for i, s in enumerate(seg_ids)}
     Y_rows = Y[[order[s] for s in segs["segment_id"].to_numpy()[rows]]]

@@ -13,6 +13,7 @@ import io
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -179,7 +180,7 @@ def parse_labelled(text: str) -> tuple[list[Turn], bool]:
     current: Turn | None = None
     for line in text.split("\n"):
         m = LABEL_RE.match(line)
-        if m and len(m.group("label").split()) <= 5:
+        if m and len(m.group("label").split()) <= 5 and not _is_url(line, m):
             if current is not None:
                 turns.append(current)
             start = offset + m.end()
@@ -194,6 +195,56 @@ def parse_labelled(text: str) -> tuple[list[Turn], bool]:
     if turns:
         return turns, True
     return [Turn(speaker=None, start=0, end=len(text))], False
+
+
+def _is_url(line: str, m: re.Match) -> bool:
+    """'https://...' or 'file://...': a URL scheme, not a speaker."""
+    return line[m.end():].startswith("//")
+
+
+MAX_LABEL_CHARS = 40  # a speaker label is a name or a role, not a clause
+
+
+def labelled_turns(text: str, known: set[str] | frozenset[str] = frozenset()
+                   ) -> tuple[list[Turn], bool, list[str]]:
+    """Speaker turns of a text that may not be a transcript (a source from another QDA tool,
+    an article, posts): a 'NAME: text' line opens a turn only when NAME is plausible -- short,
+    no URL scheme, and recurring in the text (two lines or more) or in ``known`` (case names,
+    the interviewer labels) -- and only when such labels open a good share (a quarter) of its
+    lines. Otherwise the text has no labels (``labelled`` False) and is cut by paragraph.
+    Returns (turns, labelled, the labels found); text before the first label is a turn of no
+    speaker, so no character is lost."""
+    known_l = {k.lower() for k in known}
+    lines = text.split("\n")
+    found: list[tuple[int, str] | None] = []
+    counts: dict[str, int] = {}
+    for line in lines:
+        m = LABEL_RE.match(line)
+        label = " ".join(m.group("label").split()) if m else ""
+        if (m and len(label.split()) <= 4 and len(label) <= MAX_LABEL_CHARS
+                and not _is_url(line, m)):
+            found.append((m.end(), label))
+            counts[label.lower()] = counts.get(label.lower(), 0) + 1
+        else:
+            found.append(None)
+    plausible = {lb for lb, n in counts.items() if n >= 2 or lb in known_l}
+    opening = sum(1 for f in found if f and f[1].lower() in plausible)
+    nonblank = sum(1 for line in lines if line.strip())
+    if not plausible or opening < 2 or opening * 4 < nonblank:
+        return [Turn(speaker=None, start=0, end=len(text))], False, []
+    turns: list[Turn] = []
+    current = Turn(speaker=None, start=0, end=0)
+    offset = 0
+    for line, f in zip(lines, found):
+        if f and f[1].lower() in plausible:
+            turns.append(current)
+            current = Turn(speaker=f[1], start=offset + f[0], end=offset + len(line))
+        else:
+            current.end = offset + len(line)
+        offset += len(line) + 1
+    turns.append(current)
+    turns = [t for t in turns if text[t.start:t.end].strip()]
+    return turns, True, list(dict.fromkeys(t.speaker for t in turns if t.speaker))
 
 
 def read_text_file(path: Path, data: bytes, *, encoding: str | None = None,
@@ -475,11 +526,13 @@ def interviewer_labels(interviewer) -> set[str]:
 
 def import_files(study: Store, paths, *, unit: str = "turn", interviewer=None,
                  participants=None, replace: bool = False, names=None,
-                 allow_duplicate: bool = False, encoding: str | None = None) -> ImportReport:
+                 allow_duplicate: bool = False, encoding: str | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Import transcript files in one transaction; see `ImportReport` for what it tells.
 
     A file whose text is already in the study (or in this batch) under another name is
-    refused unless ``allow_duplicate`` (see `content_key`)."""
+    refused unless ``allow_duplicate`` (see `content_key`). ``progress(done, total)`` hears of
+    each file read and each stored (total: twice the files)."""
     if unit not in UNITS:
         raise InputError(f"unknown unit '{unit}'", hint="use turn, sentence or paragraph")
     paths = [Path(p) for p in paths]
@@ -493,7 +546,10 @@ def import_files(study: Store, paths, *, unit: str = "turn", interviewer=None,
                              hint="rename one of them")
         seen[n] = p
     parsed = []
-    for p, n in zip(paths, names):
+    steps = 2 * len(paths)
+    for i, (p, n) in enumerate(zip(paths, names)):
+        if progress is not None:
+            progress(i, steps)
         t = read_transcript(p, name=n, encoding=encoding)
         if unit == "turn" and not t.labelled:
             raise InputError("no recognisable speaker turns; expected lines like 'NAME: text'",
@@ -505,8 +561,10 @@ def import_files(study: Store, paths, *, unit: str = "turn", interviewer=None,
     report.warnings.extend(w for t in parsed for w in t.warnings)
     _check_duplicates(study, parsed, allow_duplicate, report)
     with study.db.transaction():
-        for t in parsed:
+        for i, t in enumerate(parsed):
             _store(study, t, unit, labels, replace, report)
+            if progress is not None:
+                progress(len(parsed) + i + 1, steps)
         if participant_rows is not None:
             report.participants_file = _apply_participants(study, participant_rows,
                                                            Path(participants))
@@ -515,10 +573,17 @@ def import_files(study: Store, paths, *, unit: str = "turn", interviewer=None,
 
 
 def import_text(study: Store, name: str, text: str, *, unit: str = "turn", fmt: str = "txt",
-                interviewer=None, sha256: str | None = None) -> int:
-    """Import already-decoded text as a document (used by project import). Returns its id."""
+                interviewer=None, sha256: str | None = None,
+                known_speakers: set[str] | None = None) -> int:
+    """Import already-decoded text as a document (used by project import). Returns its id.
+    With ``known_speakers`` (project import) only plausible labels make turns
+    (`labelled_turns`); unlabelled text is cut by paragraph when the unit is turn."""
     text = normalise(text)
-    turns, labelled = parse_labelled(text)
+    if known_speakers is not None:
+        turns, labelled, _ = labelled_turns(
+            text, frozenset(known_speakers) | interviewer_labels(interviewer))
+    else:
+        turns, labelled = parse_labelled(text)
     if unit == "turn" and not labelled:
         unit = "paragraph"
     t = Transcript(name=name, path=Path(name), format=fmt, encoding="utf-8",
