@@ -30,6 +30,7 @@ from textual.widgets.option_list import Option
 
 from coder import review
 from coder.errors import CoderError
+from coder.review import search as search_proposals
 from coder.review.decisions import existing_coder
 from coder.study import Study
 
@@ -52,10 +53,11 @@ class Row:
     source: str | None = None
     suggested: bool = False
     status: str | None = None  # the coder's stored decision on this code, if any
+    proposal: search_proposals.Proposal | None = None  # a hit of `coder search --code`
 
     @property
     def pending(self) -> bool:
-        """A suggestion this coder has not decided yet."""
+        """A suggestion (or search proposal) this coder has not decided yet."""
         return self.suggested and self.status is None
 
 
@@ -279,6 +281,11 @@ class ReviewApp(App):
             "SELECT code_id, decision FROM codings WHERE segment_id=? AND coder_id=? "
             "AND start_char IS NULL", (item.segment_id, cid))}
         self.no_code_decided = None in stored
+        for p in search_proposals.proposals(self.study, self.coder, segment_id=item.segment_id,
+                                            open_only=False):
+            if p.is_open or any(q.id == p.id for q in item.proposals):
+                self.rows.append(Row(p.code_id, p.path, None, p.label, True,
+                                     None if p.is_open else p.status, proposal=p))
         for s in item.suggestions:
             self.rows.append(Row(s.code_id, s.path, s.score, s.source, True,
                                  stored.get(s.code_id)))
@@ -353,6 +360,9 @@ class ReviewApp(App):
             line.append(row.path, style="bold" if i == self.cursor else "")
             if row.source:
                 line.append(f"  ({row.source})", style="dim")
+            if row.proposal is not None:
+                line.append("  " + ("the whole segment" if row.proposal.span == "segment"
+                                    else f"“{row.proposal.text}”"), style="italic")
             if row.status:
                 line.append(f"  {MARK.get(row.status, row.status)}")
             elif row.suggested:
@@ -372,14 +382,20 @@ class ReviewApp(App):
         self.done, self.total = review.progress(self.study, self.coder, codes=self.codes,
                                                 documents=self.documents)
 
-    def _decide(self, code_id: str | None, decision: str) -> bool:
+    def _decide(self, code_id: str | None, decision: str,
+                proposal: search_proposals.Proposal | None = None) -> bool:
         item = self.item
         if item is None:
             return False
         try:
-            review.decide(self.study, self.coder, item.segment_id, code_id, decision,
-                          seconds=round(time.monotonic() - self.shown_at, 3), source="review",
-                          seen=self.seen)
+            if proposal is not None:  # a search hit: its exact span, or a rejection
+                search_proposals.decide_proposal(
+                    self.study, self.coder, proposal.id, decision,
+                    seconds=round(time.monotonic() - self.shown_at, 3), seen=self.seen)
+            else:
+                review.decide(self.study, self.coder, item.segment_id, code_id, decision,
+                              seconds=round(time.monotonic() - self.shown_at, 3),
+                              source="review", seen=self.seen)
         except CoderError as e:
             self.render_item(f"not saved: {e}")
             return False
@@ -413,7 +429,7 @@ class ReviewApp(App):
             return
         row = self.rows[self.cursor]
         decision = "confirmed" if (row.suggested or self._suggested(row.code_id)) else "added"
-        if self._decide(row.code_id, decision):
+        if self._decide(row.code_id, decision, row.proposal):
             self._after(f"saved: {row.path} {decision}")
 
     def do_reject(self) -> None:
@@ -421,7 +437,7 @@ class ReviewApp(App):
             self.render_item("nothing highlighted to reject")
             return
         row = self.rows[self.cursor]
-        if self._decide(row.code_id, "rejected"):
+        if self._decide(row.code_id, "rejected", row.proposal):
             self._after(f"saved: {row.path} rejected")
 
     def do_no_code(self) -> None:

@@ -12,10 +12,11 @@ import sys
 
 import click
 
-from coder.cli import agree, analysis, core, exchange, freq, review, serve, suggest
+from coder.cli import agree, analysis, core, exchange, freq, review, serve, suggest, teams
+from coder.cli import search as search_cli
 from coder.errors import CoderError
 
-MODULES = [core, suggest, review, agree, freq, analysis, exchange, serve]
+MODULES = [core, suggest, review, agree, freq, analysis, exchange, serve, search_cli, teams]
 
 
 # commands in which people make decisions one at a time (each saved as it is made)

@@ -426,4 +426,102 @@ JOIN segments s ON s.document_id = a.document_id AND s.start_char < k.end_char
 WHERE k.start_char IS NOT NULL;
 """,
     ),
+    (
+        "0009_search",
+        """
+-- Text search (coder/sources/search.py): an FTS5 index over segment text, external content
+-- (the text is stored once, in segments), kept current by triggers on every import, --replace
+-- and delete; unicode61 with remove_diacritics 2, so 'cafe' finds 'café'. Filled here for the
+-- segments a study already holds.
+CREATE VIRTUAL TABLE segments_fts USING fts5(
+    text, content='segments', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER segments_fts_insert AFTER INSERT ON segments BEGIN
+    INSERT INTO segments_fts (rowid, text) VALUES (NEW.id, NEW.text);
+END;
+CREATE TRIGGER segments_fts_delete AFTER DELETE ON segments BEGIN
+    INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+END;
+CREATE TRIGGER segments_fts_update AFTER UPDATE OF text ON segments BEGIN
+    INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+    INSERT INTO segments_fts (rowid, text) VALUES (NEW.id, NEW.text);
+END;
+INSERT INTO segments_fts (segments_fts) VALUES ('rebuild');
+
+-- Search hits turned into proposals for one coder's review queue (coder/review/search.py).
+-- A proposal is never a coding: nothing here counts in analysis until the coder confirms it,
+-- which writes a codings row (source 'search'); a rejection writes a 'rejected' decision on
+-- the segment. [start_char, end_char): document offsets of the proposed span (the hit, its
+-- sentence or the whole segment), always inside segment_id. query/regex/options: the search
+-- that made it. status: pending until decided; action_id is the review_actions row of the
+-- decision, so undoing that decision opens the proposal again (open_search_proposals).
+CREATE TABLE search_proposals (
+    id INTEGER PRIMARY KEY,
+    segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    code_id TEXT NOT NULL,
+    coder_id INTEGER NOT NULL REFERENCES coders(id) ON DELETE CASCADE,
+    span TEXT NOT NULL CHECK (span IN ('hit', 'sentence', 'segment')),
+    query TEXT NOT NULL,
+    regex INTEGER NOT NULL DEFAULT 0,
+    options TEXT NOT NULL DEFAULT '{}',   -- JSON: speaker, documents, span
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'confirmed', 'rejected')),
+    decided_at TEXT,
+    coding_id INTEGER,                    -- the codings row the decision wrote (a record only)
+    action_id INTEGER,                    -- review_actions.id of that decision
+    UNIQUE (coder_id, code_id, segment_id, start_char, end_char)
+);
+CREATE INDEX search_proposals_by_coder ON search_proposals(coder_id, status);
+
+-- Proposals still to decide: pending, or decided by a decision since undone.
+CREATE VIEW open_search_proposals AS
+SELECT p.* FROM search_proposals p
+WHERE p.status = 'pending'
+   OR EXISTS (SELECT 1 FROM review_actions a WHERE a.id = p.action_id
+              AND a.undone_at IS NOT NULL);
+""",
+    ),
+    (
+        "0010_exchange_fidelity",
+        """
+-- Exchange without loss (coder/exchange/reading.py): what another QDA tool's project says about
+-- its codes, and the identifiers it gave things, kept so a re-export can say it back.
+-- codes.color: '#RRGGBB' or NULL (coder picks one when it draws); codes.codable: 0 for a
+-- category that only groups codes (REFI-QDA isCodable="false"), never suggested or decided.
+ALTER TABLE codes ADD COLUMN color TEXT;
+ALTER TABLE codes ADD COLUMN codable INTEGER NOT NULL DEFAULT 1;
+
+-- The GUIDs a REFI-QDA project gave things, verbatim (case and braces as written), keyed by
+-- what coder calls them. kind / ref:
+--   user coders.id         code codes.id (stable across versions)
+--   source documents.id    case participants.id  variable the attribute's name
+--   selection codings.id   coding codings.id     note memos.id
+--   coding_note codings.id (the Note that held a coding's memo)
+--   annotation memos.id    (a PlainTextSelection that carried only a memo)
+CREATE TABLE exchange_guids (
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    guid TEXT NOT NULL,
+    PRIMARY KEY (kind, ref)
+);
+-- rows whose thing is gone go with it (row ids can be reused)
+CREATE TRIGGER exchange_guids_coding AFTER DELETE ON codings BEGIN
+    DELETE FROM exchange_guids WHERE kind IN ('selection', 'coding', 'coding_note')
+                                 AND ref = CAST(OLD.id AS TEXT);
+END;
+CREATE TRIGGER exchange_guids_memo AFTER DELETE ON memos BEGIN
+    DELETE FROM exchange_guids WHERE kind IN ('note', 'annotation')
+                                 AND ref = CAST(OLD.id AS TEXT);
+END;
+CREATE TRIGGER exchange_guids_document AFTER DELETE ON documents BEGIN
+    DELETE FROM exchange_guids WHERE kind = 'source' AND ref = CAST(OLD.id AS TEXT);
+END;
+CREATE TRIGGER exchange_guids_participant AFTER DELETE ON participants BEGIN
+    DELETE FROM exchange_guids WHERE kind = 'case' AND ref = CAST(OLD.id AS TEXT);
+END;
+""",
+    ),
 ]
