@@ -16,10 +16,18 @@ from coder.review.decisions import (
     undo,
     undo_bulk,
 )
-from coder.review.queue import ORDERS, QueueItem, Suggestion, code_filter, progress, queue
+from coder.review.queue import (
+    ORDERS,
+    QueueItem,
+    Suggestion,
+    code_filter,
+    progress,
+    queue,
+    queue_ids,
+)
 from coder.review.sheets import SheetImport, export_sheet, fingerprint, import_sheet
 
 __all__ = ["DECISIONS", "ORDERS", "POSITIVE", "BulkReport", "QueueItem", "Seen", "SheetImport",
            "Suggestion", "Undone", "bulk_accept", "code_filter", "codings_list", "decide",
            "export_sheet", "fingerprint", "import_sheet", "independence", "independence_line",
-           "memo", "memos", "progress", "queue", "seen", "seen_on", "undo", "undo_bulk"]
+           "memo", "memos", "progress", "queue", "queue_ids", "seen", "seen_on", "undo", "undo_bulk"]
