@@ -183,7 +183,8 @@ def report(study, path: str | Path, *, coder: str | None = None,
     # co-occurrence, matrix, saturation, model figure, memos: coder.analysis.sections
     from coder.analysis import sections
 
-    ctx["methods_html"] = markup(sections.report_html(study, **options))
+    ctx["methods_html"] = markup(sections.report_html(study, allow_partial=allow_partial,
+                                                       **options))
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(REPORT_TEMPLATE).render(**ctx)
     path.write_text(page, encoding="utf-8")

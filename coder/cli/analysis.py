@@ -1,7 +1,8 @@
 """CLI: the analyses a methods section needs: ``coder cooccur``, ``coder matrix``,
-``coder saturation``, ``coder model-figure``, ``coder summaries`` and ``coder memos``.
+``coder saturation``, ``coder model-figure``, ``coder summaries``, ``coder memos`` and
+``coder quotes``.
 Parsing only; the work is in coder.analysis (cooccurrence, matrix, saturation, model_figure,
-summaries, memos). Whose codings count: the options of ``coder freq``, read the same way."""
+summaries, memos, quotes). Whose codings count: the options of ``coder freq``, read the same way."""
 
 from __future__ import annotations
 
@@ -212,3 +213,35 @@ def register(cli):
         frame = memos.memos(freq._open(study), code=code, coder=coder,
                             documents=split_list(documents))
         _emit(memos.tables(frame), fmt, out)
+
+    @cli.command("quotes")
+    @study_argument
+    @click.option("--code", required=True, help="The code (id, path or name); codes below it "
+                  "are included.")
+    @freq.coder_selection
+    @click.option("--by", "by", metavar="ATTRIBUTE",
+                  help="Group the passages by a participant attribute (e.g. group).")
+    @click.option("--format", "fmt", type=click.Choice(["table", "csv", "md", "xlsx", "docx",
+                                                        "json"]),
+                  help="Output format (default: from --out's extension, else table).")
+    @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file.")
+    @documents_option
+    def quotes_cmd(study, code, by, fmt, out, documents, **selection):
+        """Every coded passage of a code and the codes below it: exact text, participant,
+        document, position, coder(s), memo."""
+        from coder.analysis import quotes, tables
+
+        if out:
+            tables.check_output(out)
+        fmt = quotes.format_for(out, fmt)
+        if fmt in ("xlsx", "docx") and not out:
+            raise click.UsageError(f"--format {fmt} needs --out FILE.{fmt}")
+        frame = quotes.quotes(freq._open(study), code, by=by, documents=split_list(documents),
+                              **_who(selection))
+        if out:
+            path = quotes.write(frame, out, fmt)
+            click.echo(f"Wrote {path} ({fmt}, {len(frame)} passages)", err=True)
+        elif fmt == "table":
+            _emit(quotes.tables(frame), fmt, None)
+        else:
+            click.echo(quotes.render(frame, fmt), nl=False)

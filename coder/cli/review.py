@@ -151,7 +151,9 @@ def import_(study, path, coder, as_coder):
         click.echo(r.new_coder)
     click.echo(f"Imported {r.decided_rows} decided row(s) of {r.rows} ({r.skipped} left empty) "
                f"for {r.coder}: {r.confirmed} confirmed, {r.added} added, {r.rejected} "
-               f"rejected, {r.no_code} no code, {r.memos} memo(s).")
+               f"rejected, {r.no_code} no code, {r.memos} memo(s)"
+               + (f", {r.coding_memos} row memo(s) stored with their codes" if r.coding_memos
+                  else "") + ".")
     click.echo(_undo_hint(study, r.batch))
 
 

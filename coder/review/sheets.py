@@ -40,7 +40,8 @@ class SheetImport:
     added: int = 0
     rejected: int = 0
     no_code: int = 0
-    memos: int = 0
+    memos: int = 0              # memos on segments (a row with a memo and no decision)
+    coding_memos: int = 0       # rows whose memo was stored with their decisions
     coder: str = ""             # whose decisions they were recorded as (the stored spelling)
     new_coder: str | None = None  # "new coder 'carol'" when this import added the coder
     batch: Batch | None = None  # the numbered batch (batch.number None: nothing changed)
@@ -401,6 +402,8 @@ def import_sheet(study: Store, path: str | Path, coder: str | None = None, *,
                        memo=memo_text if decision != "rejected" else None,
                        seen=view(seg_id, showed))
                 setattr(out, decision, getattr(out, decision) + 1)
+            if memo_text and any(d != "rejected" for _, d in actions):
+                out.coding_memos += 1
             if memo_text and not actions:
                 memo(study, who.name, seg_id, memo_text)
                 out.memos += 1

@@ -46,8 +46,12 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+# the module itself: `from coder.web import` would run coder/web/__init__.py, which is us
+import coder.web.transcript as transcript
 from coder import review
 from coder.errors import CoderError, NothingToDo, UnknownReference
+from coder.review import search as search_proposals
+from coder.review import spans
 from coder.store import POSITIVE, check_coder_name
 from coder.study import Study
 
@@ -59,6 +63,7 @@ OTHERS_COOKIE = "coder_others"   # the setting "show other coders' codes" (off b
 ACCESS_COOKIE = "coder_access"
 DECISIONS = ("confirmed", "added", "rejected", "no_code")
 ORDERS = ("uncertain", "document", "score", "random")
+SEARCH_SHOWN = 500   # hits the search page lists (it says how many more there are)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
@@ -83,9 +88,8 @@ def queue_ids(study: Study, coder: str, *, order: str = "uncertain", blind: bool
               codes: list[str] | None = None, documents: list[str] | None = None,
               others: bool = False) -> list[int]:
     """Segment ids still to decide for this coder, in queue order (`coder.review.queue`)."""
-    items = review.queue(study, coder, order=order, codes=codes, documents=documents,
-                         blind=blind)
-    return [it.segment_id for it in items]
+    return review.queue_ids(study, coder, order=order, codes=codes, documents=documents,
+                            blind=blind)
 
 
 def undo(study: Study, coder: str) -> int | None:
@@ -120,7 +124,8 @@ def segment_item(study: Study, coder: str, segment_id: int, *, blind: bool = Fal
         suggestions = [x for x in suggestions if x["code_id"] in wanted]
     suggestions.sort(key=lambda x: (-x["score"], x["rank"]))
     decided = study.db.query(
-        "SELECT k.code_id, c.path, k.decision, k.memo, k.created_at, o.name AS coder "
+        "SELECT k.code_id, c.path, k.decision, k.memo, k.created_at, o.name AS coder, "
+        "k.start_char "
         "FROM codings k JOIN coders o ON o.id=k.coder_id LEFT JOIN codes c ON c.id=k.code_id "
         "AND c.codebook_version=? WHERE k.segment_id=? ORDER BY o.name, c.position",
         (version, segment_id))
@@ -134,6 +139,9 @@ def segment_item(study: Study, coder: str, segment_id: int, *, blind: bool = Fal
     memos = [r["text"] for r in study.db.query(
         "SELECT m.text FROM memos m JOIN coders o ON o.id=m.coder_id WHERE m.segment_id=? AND "
         "o.name=? ORDER BY m.id", (segment_id, coder))]
+    proposals = [proposal_row(p, seg["text"]) for p in search_proposals.proposals(
+        study, coder, segment_id=segment_id, open_only=False)
+        if wanted is None or p.code_id in wanted]
     return {
         "segment_id": seg["segment_id"], "document": seg["document"],
         "position": seg["position"], "speaker": seg["speaker"] or "", "role": seg["role"],
@@ -141,8 +149,20 @@ def segment_item(study: Study, coder: str, segment_id: int, *, blind: bool = Fal
         "before": [dict(r) for r in near if r["position"] < seg["position"]],
         "after": [dict(r) for r in near if r["position"] > seg["position"]],
         "suggestions": suggestions, "mine": mine, "added": added, "others": others,
-        "no_code": state.get("") == "no_code", "memos": memos,
+        "no_code": state.get("") == "no_code", "memos": memos, "proposals": proposals,
+        "start_char": seg["start_char"],
     }
+
+
+def proposal_row(p: search_proposals.Proposal, text: str, around: int = 40) -> dict:
+    """A search proposal as the card shows it: its code, "from search: ...", the proposed
+    characters with a little of the segment either side, and its state ('' while open)."""
+    end = p.offset + len(p.text)
+    return {"id": p.id, "code_id": p.code_id, "path": p.path, "label": p.label,
+            "state": "" if p.is_open else p.status, "whole": p.span == "segment",
+            "text": p.text, "before": text[max(0, p.offset - around):p.offset],
+            "after": text[end:end + around], "cut_before": p.offset > around,
+            "cut_after": end + around < len(text)}
 
 
 def progress(study: Study, coder: str, remaining: int, *, codes=None, documents=None) -> dict:
@@ -364,7 +384,8 @@ class Web:
         except (TypeError, ValueError):
             raise CoderError("a decision needs a segment_id") from None
         entries = data.get("decisions") or [{"code_id": data.get("code_id"),
-                                             "decision": data.get("decision")}]
+                                             "decision": data.get("decision"),
+                                             "proposal_id": data.get("proposal_id")}]
         seconds = data.get("seconds")
         seconds = float(seconds) if seconds not in (None, "") else None
         memo = str(data.get("memo") or "").strip() or None
@@ -378,12 +399,49 @@ class Web:
         seen = review.seen_on(study, coder, segment_id, "web", blind=options["blind"],
                               show_others=options["others"],
                               codes=review.code_filter(study.codebook(), options["codes"]))
+        if data.get("span"):  # part of the segment selected: the code goes on that part only
+            self._accept_part(study, coder, segment_id, entries, data["span"], memo=memo,
+                              seconds=seconds, seen=seen)
+            return self._state_json(study, coder, options, segment_id, stored=1)
         with study.db.transaction():
             for entry in entries:
+                if entry.get("proposal_id") not in (None, ""):  # a hit of `coder search --code`
+                    search_proposals.decide_proposal(study, coder, int(entry["proposal_id"]),
+                                                     entry["decision"], memo=memo,
+                                                     seconds=seconds, seen=seen)
+                    continue
                 review.decide(study, coder, segment_id, entry.get("code_id") or None,
                               entry["decision"], memo=memo, seconds=seconds, source="web",
                               seen=seen)
         return self._state_json(study, coder, options, segment_id, stored=len(entries))
+
+    def _accept_part(self, study, coder, segment_id: int, entries: list[dict], span,
+                     **kwargs) -> int:
+        """Accept (or add) one code for the selected part ``span`` = [start, end) (document
+        offsets inside the segment) as a span coding, with the suggestion's provenance."""
+        if len(entries) != 1 or entries[0].get("decision") not in spans.SPAN_DECISIONS:
+            raise CoderError("only accepting or adding one code can be narrowed to a selection")
+        seg = study.db.one("SELECT document_id, start_char, end_char FROM segments WHERE id=?",
+                           (segment_id,))
+        if seg is None:
+            raise UnknownReference(f"unknown segment {segment_id}")
+        try:
+            start, end = (int(x) for x in span)
+        except (TypeError, ValueError):
+            raise CoderError("a selection needs two whole-number offsets") from None
+        start, end = max(start, seg["start_char"]), min(end, seg["end_char"])
+        if start < end:
+            start, end = transcript.snap(study, seg["document_id"], start, end)
+        if start >= end:
+            raise CoderError("the selection is not inside this segment",
+                             hint="select part of the segment's text, or none to accept it all")
+        code = str(entries[0].get("code_id") or "")
+        hint = study.db.one("SELECT model_version, score FROM suggestions WHERE segment_id=? "
+                            "AND code_id=? ORDER BY rank LIMIT 1", (segment_id, code))
+        return spans.code_span(study, coder, seg["document_id"], start, end, code,
+                               decision=entries[0]["decision"], source="web",
+                               model_version=hint["model_version"] if hint else None,
+                               suggestion_score=hint["score"] if hint else None, **kwargs)
 
     def api_undo(self, request, study, coder, data):
         segment_id = undo(study, coder)
@@ -405,37 +463,120 @@ class Web:
         return self.render(request, "transcripts.html", documents=docs)
 
     def document_page(self, request, study, coder, data):
+        """The transcript with its coded spans highlighted and the coding stripes in the
+        margin (`coder.web.transcript`); transcript.js codes a selection through /api/spans."""
         name = request.path_params["name"]
-        study.document_id(name)
+        doc_id = study.document_id(name)   # by name (spans.document_id tries ids first)
         want_coder = request.query_params.get("coder") or ""
         want_code = request.query_params.get("code") or ""
-        segs = study.segments(documents=[name]).to_dict("records")
-        version = study.codebook_version
-        book = study.codebook()
-        rows = study.db.query(
-            "SELECT k.segment_id, o.name AS coder, k.code_id, c.path, c.name AS code_name, "
-            "k.decision, k.memo FROM codings k JOIN coders o ON o.id=k.coder_id "
-            "JOIN segments s ON s.id=k.segment_id LEFT JOIN codes c ON c.id=k.code_id AND "
-            "c.codebook_version=? WHERE s.document_id=? ORDER BY o.name, c.position",
-            (version, study.document_id(name)))
+        blind = request.cookies.get(BLIND_COOKIE) == "1"
+        shown = self._transcript(request, study, coder, doc_id, want_coder, want_code)
+        # the document by id: a transcript may be called "12"
+        data_for_js = {"document": shown["document_id"], "codes": shown["codes"],
+                       "recent": shown["recent"], "layout": transcript.layout(shown)}
+        return self.render(request, "document.html", name=shown["document"],
+                           segments=shown["segments"], data=data_for_js,
+                           coders=[coder] if blind and coder else study.coders(),
+                           codes=study.codebook().codes, want_coder=want_coder,
+                           want_code=want_code, blind=blind)
+
+    def _transcript(self, request, study, coder, document: str | int, want_coder: str = "",
+                    want_code: str = "") -> dict:
+        """The transcript view as this coder may see it (blind: only their own codings)."""
         wanted = None
         if want_code:
+            book = study.codebook()
             code = book.resolve(want_code)
             wanted = {code.id} | {d.id for d in book.descendants(code.id)}
+        return transcript.view(study, document, coder,
+                               blind=request.cookies.get(BLIND_COOKIE) == "1",
+                               want_coder=want_coder, wanted=wanted)
+
+    def _redraw(self, request, study, coder, data) -> dict:
+        """What the page needs to redraw itself after a change (`transcript.layout`)."""
+        if not data.get("document"):
+            return {}
+        return {"layout": transcript.layout(self._transcript(
+            request, study, coder, str(data["document"]), str(data.get("coder_filter") or ""),
+            str(data.get("code_filter") or "")))}
+
+    # -- coded spans (coder.review.spans), from the transcript page ------------------------
+    def codes_css(self, request, study, coder, data):
+        return Response(transcript.stylesheet(study.codebook()), media_type="text/css")
+
+    def _transcript_seen(self, study, coder, request, data, segments) -> review.Seen:
+        """What the transcript page showed around a span: other coders' codings on the
+        segments it overlaps unless blind (or filtered to one coder); no suggestions."""
         blind = request.cookies.get(BLIND_COOKIE) == "1"
-        by_seg: dict[int, list[dict]] = {}
-        for r in rows:
-            if (want_coder and r["coder"] != want_coder) or (blind and r["coder"] != coder):
-                continue
-            by_seg.setdefault(r["segment_id"], []).append(dict(r))
-        for s in segs:
-            s["codings"] = by_seg.get(s["segment_id"], [])
-            s["match"] = wanted is None or any(
-                k["code_id"] in wanted and k["decision"] in POSITIVE for k in s["codings"])
-        return self.render(request, "document.html", name=name, segments=segs,
-                           coders=[coder] if blind and coder else study.coders(),
-                           codes=book.codes, want_coder=want_coder, want_code=want_code,
-                           blind=blind)
+        only = str(data.get("coder_filter") or "")   # the page's "Coder" filter
+        shown = not blind and only != coder
+        others = []
+        if shown and segments:
+            others = [r["name"] for r in study.db.query(
+                "SELECT DISTINCT c.name FROM coding_segments x JOIN coders c ON c.id=x.coder_id"
+                " WHERE x.segment_id IN (%s) AND c.name != ?" % ",".join("?" * len(segments)),
+                (*segments, coder)) if not only or r["name"] == only]
+        return review.seen(study, "web", blind=blind, others_shown=shown, others=others)
+
+    def api_span(self, request, study, coder, data):
+        """Code a selected passage (``document``, ``start``, ``end``: code points of the stored
+        text, end exclusive; ``code_id``) as this coder's 'added' decision, in one transaction."""
+        document = str(data.get("document") or "")
+        start, end = data.get("start"), data.get("end")
+        if data.get("snap"):
+            start, end = transcript.snap(study, document, start, end)
+        where = spans.locate(study, document, start, end)
+        code = str(data.get("code_id") or "")
+        if not code:
+            raise CoderError("choose a code for the passage")
+        seconds = data.get("seconds")
+        seconds = float(seconds) if seconds not in (None, "") else None
+        study.coder_id(coder)
+        seen = self._transcript_seen(study, coder, request, data, where.segments)
+        coding_id = spans.code_span(study, coder, where.document_id, where.start, where.end,
+                                    code, decision="added", source="web", seconds=seconds,
+                                    memo=str(data.get("memo") or "").strip() or None, seen=seen)
+        text = spans.document_id(study, where.document_id)[2][where.start:where.end]
+        path = study.codebook().resolve(code).path
+        return JSONResponse({"coding_id": coding_id, "start": where.start, "end": where.end,
+                             "segments": list(where.segments), "code_id": code, "path": path,
+                             "text": text, "message": f"Coded {path}: “{_clip(text)}”",
+                             **self._redraw(request, study, coder, data)})
+
+    def api_span_change(self, request, study, coder, data):
+        """Remove, re-code or write the memo of one of this coder's codings; each one
+        transaction that /api/undo takes back."""
+        coding_id = int(request.path_params["coding_id"])
+        row = study.db.one("SELECT o.name FROM codings k JOIN coders o ON o.id=k.coder_id "
+                           "WHERE k.id=?", (coding_id,))
+        if row is not None and row["name"] != coder:
+            return self.refuse(request, 403, f"coding {coding_id} is another coder's; only "
+                                             "they can change it")
+        action = request.path_params["action"]
+        if action not in ("remove", "recode", "memo"):
+            return self.refuse(request, 404, f"unknown action '{action}' (remove, recode, memo)")
+        if action == "remove":
+            spans.remove_coding(study, coder, coding_id)
+            out = {"coding_id": coding_id, "message": "Removed."}
+        elif action == "recode":
+            code = str(data.get("code_id") or "")
+            new_id = spans.recode(study, coder, coding_id, code)
+            path = study.codebook().resolve(code).path
+            out = {"coding_id": new_id, "message": f"Re-coded as {path}."}
+        else:
+            spans.set_memo(study, coder, coding_id, str(data.get("text") or ""))
+            out = {"coding_id": coding_id, "message": "Memo saved."}
+        return JSONResponse({**out, **self._redraw(request, study, coder, data)})
+
+    def api_spans(self, request, study, coder, data):
+        """The codings a transcript page draws (blind: only one's own), as JSON, with the
+        page's layout (``?document=&coder=&code=``: the page's filters)."""
+        q = request.query_params
+        shown = self._transcript(request, study, coder, q.get("document") or "",
+                                 q.get("coder") or "", q.get("code") or "")
+        return JSONResponse({"document": shown["document"],
+                             "codings": list(shown["marks"].values()),
+                             "layout": transcript.layout(shown)})
 
     def codebook_page(self, request, study, coder, data):
         book = study.codebook()
@@ -476,6 +617,65 @@ class Web:
         ctx.update(agreement_section(study, machine=request.query_params.get("machine") == "1"))
         ctx.update(self._methods_view(study, request, who, allow_partial))
         return self.render(request, "analysis.html", **ctx)
+
+    def quotes_page(self, request, study, coder, data):
+        """Every coded passage of a code (`coder.analysis.quotes`), whose codings as on the
+        Analysis page; each links to its place in the transcript."""
+        from coder.analysis import quotes
+
+        q = request.query_params
+        want, who, by = q.get("code") or "", q.get("coder") or "", q.get("by") or ""
+        allow_partial = q.get("allow_partial") == "1"
+        blind = request.cookies.get(BLIND_COOKIE) == "1" and coder is not None
+        who = coder if blind else who   # blind coding: only one's own passages
+        ctx: dict[str, Any] = dict(
+            want_code=want, who=who, by=by, allow_partial=allow_partial, sections=[], blind=blind,
+            notes=[], error="", codes=study.codebook().codes,
+            attributes=[r[0] for r in study.db.query(
+                "SELECT DISTINCT attribute FROM participant_attributes ORDER BY attribute")],
+            coder_options=[(r["name"], r["name"] if r["kind"] != "consensus" else
+                            f"{r['name']} (consensus coder)") for r in study.db.query(
+                "SELECT name, kind FROM coders ORDER BY id")])
+        if want:
+            kwargs: dict[str, Any] = {"coder": who} if who and who in study.coders() else (
+                {"consensus": True} if who == "consensus" else {})
+            try:
+                frame = quotes.quotes(study, want, by=by or None, allow_partial=allow_partial,
+                                      **kwargs)
+            except CoderError as e:
+                ctx["error"] = str(e)
+            else:
+                ctx.update(sections=quotes.sections(frame), notes=frame.attrs["notes"],
+                           title=quotes.title(frame), where=quotes.where)
+        return self.render(request, "quotes.html", **ctx)
+
+    def search_page(self, request, study, coder, data):
+        """`coder search` in the page (`coder.sources.search`): every hit with its context,
+        the hit marked (all text escaped by the template), each linking to its segment."""
+        from coder.sources.search import search
+
+        q = request.query_params
+        ctx: dict[str, Any] = {
+            "query": (q.get("q") or "").strip(), "regex": q.get("regex") == "1",
+            "speaker": (q.get("speaker") or "").strip(),
+            "documents": (q.get("documents") or "").strip(), "hits": [], "total": 0,
+            "shown": SEARCH_SHOWN, "error": "",
+            "speakers": [r[0] for r in study.db.query(
+                "SELECT DISTINCT label FROM speakers ORDER BY label")]}
+        if ctx["query"]:
+            names = [x.strip() for x in ctx["documents"].split(",") if x.strip()] or None
+            try:
+                hits = search(study, ctx["query"], regex=ctx["regex"],
+                              speaker=ctx["speaker"] or None, documents=names)
+            except CoderError as e:
+                ctx["error"] = str(e)
+            else:
+                ctx["total"] = len(hits)
+                ctx["documents_hit"] = hits["document"].nunique()
+                ctx["hits"] = [dict(h, link=f"/transcripts/{quote(h['document'])}"
+                                            f"#seg-{h['segment_id']}")
+                               for h in hits.head(SEARCH_SHOWN).to_dict("records")]
+        return self.render(request, "search.html", **ctx)
 
     def _methods_view(self, study, request, who: str, allow_partial: bool) -> dict[str, Any]:
         """One methods analysis at a time (``?view=cooccur|matrix|saturation|model|memos``,
@@ -535,6 +735,12 @@ def agreement_section(study: Study, *, machine: bool = False) -> dict[str, Any]:
     return out
 
 
+def _clip(text: str, most: int = 60) -> str:
+    """A passage shortened for a one-line message."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 async def _read_body(request: Request) -> dict[str, Any]:
     body = await request.body()
     kind = request.headers.get("content-type", "")
@@ -573,8 +779,15 @@ def create_app(study_path: str | Path, *, coder: str | None = None, token: str |
         Route("/api/memo", r(web.api_memo, write=True, needs_coder=True), methods=["POST"]),
         Route("/transcripts", r(web.transcripts_page)),
         Route("/transcripts/{name:path}", r(web.document_page)),
+        Route("/codes.css", r(web.codes_css)),
+        Route("/api/spans", r(web.api_spans, needs_coder=True), methods=["GET"]),
+        Route("/api/spans", r(web.api_span, write=True, needs_coder=True), methods=["POST"]),
+        Route("/api/spans/{coding_id:int}/{action:str}",
+              r(web.api_span_change, write=True, needs_coder=True), methods=["POST"]),
         Route("/codebook", r(web.codebook_page)),
         Route("/analysis", r(web.analysis_page)),
+        Route("/search", r(web.search_page)),
+        Route("/quotes", r(web.quotes_page)),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

@@ -4,13 +4,7 @@
   "use strict";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
-  // Transcripts: click anywhere on a segment to (re)code it.
-  document.querySelectorAll("ol.transcript li.seg").forEach(function (li) {
-    li.addEventListener("click", function (ev) {
-      if (ev.target.closest("a")) return;
-      window.location.href = "/review?segment=" + encodeURIComponent(li.dataset.segmentId);
-    });
-  });
+  // (The transcript page, its highlights and span coding: transcript.js.)
 
   const root = document.getElementById("review");
   if (!root) return;
@@ -57,6 +51,7 @@
     return i;
   }
   function show(data) {
+    lastPart = heldPart = null;
     cardBox.innerHTML = data.html;
     shownAt = performance.now();
     const p = firstPending();
@@ -83,11 +78,19 @@
     show(await call("GET", "/api/next?" + query({ skip: skipped.join(",") })));
   }
 
-  async function decide(codeId, decision, advance) {
+  async function decide(codeId, decision, advance, proposalId) {
     const id = segmentId();
     if (id === null) return;
     const seconds = ((performance.now() - shownAt) / 1000).toFixed(1);
-    const data = await call("POST", "/api/decide", { segment_id: id, code_id: codeId, decision: decision, seconds: seconds });
+    // proposalId: a hit of `coder search --code` (a row of "From your searches"); a key
+    // decides the highlighted row, so without one given it is that row's, if it has one
+    if (proposalId === undefined) {
+      const li = current();
+      proposalId = li && li.dataset.codeId === codeId ? li.dataset.proposalId : undefined;
+    }
+    const selected = takePart();
+    const part = (decision === "confirmed" || decision === "added") && !proposalId ? selected : null;
+    const data = await call("POST", "/api/decide", { segment_id: id, code_id: codeId, decision: decision, seconds: seconds, proposal_id: proposalId || undefined, span: part || undefined });
     say("Saved: " + decision + (codeId ? " " + codeId : ""));
     if (!single && (advance === true || (advance === "auto" && !hasPending(data)))) {
       await next();
@@ -100,6 +103,32 @@
     box.innerHTML = data.html;
     return Array.from(box.content.querySelectorAll("li.suggestion")).some(function (li) { return !li.dataset.state; });
   }
+
+  // -- accepting with part of the segment selected codes only that part (a span) -------------
+  let lastPart = null;
+  function codePoints(t) { let n = 0; for (const _ of t) n += 1; return n; }
+  document.addEventListener("selectionchange", function () {
+    const box = document.querySelector("#segment-text .seg-text");
+    const sel = window.getSelection();
+    if (!box || !sel || !sel.rangeCount) return;
+    const r = sel.getRangeAt(0);
+    if (!cardBox.contains(r.commonAncestorContainer)) return;  // the picker or memo has focus
+    lastPart = null;
+    if (sel.isCollapsed || !r.intersectsNode(box)) return;
+    const whole = document.createRange();
+    whole.selectNodeContents(box);
+    const part = r.cloneRange();
+    if (part.compareBoundaryPoints(Range.START_TO_START, whole) < 0) part.setStart(whole.startContainer, whole.startOffset);
+    if (part.compareBoundaryPoints(Range.END_TO_END, whole) > 0) part.setEnd(whole.endContainer, whole.endOffset);
+    const before = whole.cloneRange();
+    before.setEnd(part.startContainer, part.startOffset);
+    const start = Number(box.dataset.start) + codePoints(before.toString());
+    const length = codePoints(part.toString());
+    if (length > 0 && length < codePoints(box.textContent)) lastPart = [start, start + length];
+  });
+  let heldPart = null;   // a button press may clear the selection before its click
+  cardBox.addEventListener("mousedown", function (ev) { if (ev.target.closest("button")) heldPart = lastPart; }, true);
+  function takePart() { const p = heldPart || lastPart; lastPart = heldPart = null; return p; }
 
   async function undo() {
     const data = await call("POST", "/api/undo", {});
@@ -146,7 +175,7 @@
     closePicker();
     if (!code) return;
     const suggested = rows().some(function (li) { return li.dataset.codeId === code.id; });
-    await decide(code.id, suggested ? "confirmed" : "added", false);
+    await decide(code.id, suggested ? "confirmed" : "added", false, "");  // "": not a search row
   }
   pickerInput.addEventListener("input", filterCodes);
   pickerInput.addEventListener("keydown", function (ev) {
@@ -214,7 +243,7 @@
     const btn = ev.target.closest("button[data-action]");
     if (!btn) return;
     const decision = btn.dataset.action === "accept" ? "confirmed" : "rejected";
-    run(function () { return decide(btn.dataset.codeId, decision, "auto"); });
+    run(function () { return decide(btn.dataset.codeId, decision, "auto", btn.dataset.proposalId || ""); });
   });
 
   paint();
