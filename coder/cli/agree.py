@@ -71,17 +71,22 @@ def _console():
 @click.option("--resamples", type=click.IntRange(0), default=coefficients.DEFAULT_RESAMPLES,
               show_default=True, help="Bootstrap resamples for alpha's 95% interval (0: none).")
 @click.option("--seed", type=int, default=coefficients.DEFAULT_SEED, show_default=True,
-              help="Bootstrap seed.")
+              help="Bootstrap seed (--unitizing: the seed of gamma's sampled chance).")
 @click.option("--overlap", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Study: the share of a segment a coded span must cover to mark it (0: any "
                    "overlap).")
+@click.option("--unitizing", is_flag=True,
+              help="Study: agreement on the coded spans' characters instead of segments: "
+                   "Krippendorff's alpha_u per code and pooled, and Mathet's gamma when "
+                   "pygamma-agreement is installed (--seed seeds its sampling).")
 def agree(source, level, weights, coders, machine, code_patterns, documents, as_json, csv_out,
-          disagreements, resamples, seed, overlap):
+          disagreements, resamples, seed, overlap, unitizing):
     """Inter-coder agreement for a study (per code) or a ratings CSV (unit,coder,value).
 
     \b
     coder agree study.db --coders alice,bob [--machine] [--codes "Barriers/*"]
     coder agree study.db --coders alice,bob --disagreements disagreements.xlsx
+    coder agree study.db --coders alice,bob --unitizing [--json] [--csv spans.csv]
     coder agree ratings.csv [--level interval] [--weights quadratic] [--json]
     """
     path = Path(source)
@@ -91,7 +96,7 @@ def agree(source, level, weights, coders, machine, code_patterns, documents, as_
     if not is_study_file(path):
         study_only = {"--coders": coders, "--machine": machine, "--codes": code_patterns,
                       "--documents": documents, "--csv": csv_out,
-                      "--disagreements": disagreements}
+                      "--disagreements": disagreements, "--unitizing": unitizing}
         given = [k for k, v in study_only.items() if v]
         if given:
             raise click.UsageError(f"{', '.join(given)} apply to a study file; {path} is read as a "
@@ -115,6 +120,11 @@ def agree(source, level, weights, coders, machine, code_patterns, documents, as_
     study = Study(path)
     patterns = [p for value in code_patterns for p in split_list(value) or []] or None
     docs = split_list(documents)
+    if unitizing:
+        _unitizing(study, names, patterns, docs, as_json, csv_out, seed,
+                   {"--machine": machine, "--disagreements": disagreements,
+                    "--overlap": overlap})
+        return
     if disagreements:
         df = A.disagreements(study, names, machine=machine, codes=patterns, documents=docs,
                              overlap=overlap)
@@ -133,6 +143,48 @@ def agree(source, level, weights, coders, machine, code_patterns, documents, as_
     if disagreements:
         click.echo(f"Wrote {len(df)} disagreement(s) to {disagreements}",
                    err=as_json)
+
+
+def _unitizing(study, names, patterns, docs, as_json, csv_out, seed, segment_only) -> None:
+    """`--unitizing`: coder.analysis.unitizing's table (characters, not segments)."""
+    from coder.analysis import unitizing as U
+
+    given = [k for k, v in segment_only.items() if v]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} compare segments; --unitizing compares "
+                               "the coded characters themselves")
+    res = U.unitizing_agreement(study, names, codes=patterns, documents=docs, seed=seed)
+    if csv_out:
+        A.write_sheet(res.table(), csv_out)
+    if as_json:
+        click.echo(A.to_json(res))
+        return
+    from rich.table import Table
+
+    who = "/".join(res.coders)
+    t = Table(title=f"Unitizing agreement per code: {len(res.documents)} document(s) every coder "
+              f"coded ({', '.join(res.coders)}), {res.characters:,} characters compared",
+              title_justify="left")
+    t.add_column("Code", overflow="fold", min_width=24, max_width=60)
+    t.add_column(f"Spans\n({who})", justify="right")
+    t.add_column(f"Characters\ncoded ({who})", justify="right")
+    for head in ("α_u", "α_U\n1995", "γ"):
+        t.add_column(head, justify="right")
+    for r in res.rows:
+        t.add_row(r["code"], "/".join(str(r["spans"][c]) for c in res.coders),
+                  "/".join(f"{r['coded_characters'][c]:,}" for c in res.coders),
+                  _fmt(r["alpha_u"]), _fmt(r["alpha_U_1995"]), _fmt(r["gamma"]))
+    t.add_section()
+    p = res.pooled
+    t.add_row("pooled over codes", "", "", _fmt(p["alpha_u"]), _fmt(p["alpha_U_1995"]),
+              _fmt(p["gamma"]))
+    _console().print(t)
+    click.echo(U.EXPLAIN + " Pooled: 1 - ΣD_o/ΣD_e over codes; –: undefined (no variation).")
+    click.echo(res.gamma_note)
+    for note in res.notes:
+        click.echo(note[0].upper() + note[1:] + ".")
+    if csv_out:
+        click.echo(f"Wrote the per-code table to {csv_out}")
 
 
 def _print_independence(study, coders: list[str]) -> None:
