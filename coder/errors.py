@@ -61,6 +61,10 @@ class UnknownReference(CoderError):
     """A document, segment, code or coder named by the user does not exist."""
 
 
+class NotCodable(CoderError):
+    """A decision on a category that only groups codes (REFI-QDA isCodable="false")."""
+
+
 class NothingToDo(CoderError):
     """The request cannot produce anything (no codebook, no confirmed codings, ...)."""
 

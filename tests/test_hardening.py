@@ -271,13 +271,15 @@ def test_sentences_of_a_turn_with_a_huge_run_of_punctuation_come_fast(tmp_path):
 @pytest.mark.parametrize("side", [{"sources": None}, {"sources": []}, {"sources": {"g": 0}},
                                   "segments: null", "short row", "start x"])
 def test_a_damaged_coder_json_is_set_aside_not_a_traceback(qdpx, tmp_path, side):
+    """coder's private file in the .qdpx (coder/coder-data.json, coder.json before it)."""
     import json
 
+    member = "coder/coder-data.json"
     with zipfile.ZipFile(qdpx) as z:
         members = {n: z.read(n) for n in z.namelist()}
-    saved = json.loads(members["coder.json"])
+    saved = json.loads(members[member])
     if isinstance(side, dict):
-        saved = side
+        saved.update(side)
     else:
         entry = next(iter(saved["sources"].values()))
         if side == "segments: null":
@@ -286,14 +288,15 @@ def test_a_damaged_coder_json_is_set_aside_not_a_traceback(qdpx, tmp_path, side)
             entry["segments"][0] = entry["segments"][0][:-1]
         else:
             entry["segments"][0][2] = "x"
-    members["coder.json"] = json.dumps(saved).encode()
+    members[member] = json.dumps(saved).encode()
     bad = tmp_path / "damaged.qdpx"
     with zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in members.items():
             z.writestr(name, data)
     result = run("import-project", tmp_path / "new.db", bad)
     assert result.exit_code == 0, result.output
-    assert "coder.json" in result.output and "segmented afresh" in result.output
+    assert f"{member} is damaged" in result.output
+    assert "imported as other tools see the project" in result.output
     assert len(Study(tmp_path / "new.db").segments()) > 0
 
 

@@ -126,6 +126,16 @@ def test_unlabelled_text_by_paragraph(study_path, tmp_path):
     assert set(segs.participant) == {"notes"}
 
 
+def test_a_url_at_the_start_of_a_line_is_not_a_speaker(study_path, tmp_path):
+    (tmp_path / "p.txt").write_text("Anna: see the page\nhttps://example.org/x for more\n"
+                                    "Bob: ok\n")
+    s = Study.create(study_path)
+    s.import_transcripts([tmp_path / "p.txt"])
+    segs = s.segments()
+    assert segs.speaker.tolist() == ["Anna", "Bob"]
+    assert segs.text.tolist()[0] == "see the page\nhttps://example.org/x for more"
+
+
 def test_focus_group_speakers_are_participants(study_path, tmp_path):
     (tmp_path / "fg.txt").write_text("Moderator: Why export?\nAli: Markets.\nBea: Networks.\n")
     s = Study.create(study_path)

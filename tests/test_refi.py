@@ -1,8 +1,8 @@
 """REFI-QDA exchange: .qdc codebooks and .qdpx projects (export, import, round trip, bad input).
 
 Exported XML is checked against the official REFI-QDA 1.0 XSDs (Codebook.xsd, Project.xsd) in
-../shared/refi-xsd beside the checkout (or CODER_REFI_XSD_DIR), and structurally (element order of the
-schema's sequences, required attributes) always.
+../shared/refi-xsd beside the checkout (or CODER_REFI_XSD_DIR), always (a missing schema fails), and
+structurally (element order of the schema's sequences, required attributes).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from coder.cli import cli
 from coder.errors import CodebookError
 from coder.exchange import export_project, read_codebook, write_codebook
 from coder.sources import codebook as codebook_mod
-from coder.sources.qdaxml import CODEBOOK_NS, PROJECT_NS, RefiError, split_description
+from coder.sources.qdaxml import CODEBOOK_NS, PROJECT_NS, RefiError, code_guid, split_description
 
 NS = {"q": PROJECT_NS}
 P = f"{{{PROJECT_NS}}}"
@@ -224,11 +224,8 @@ XSD_DIR = Path(os.environ.get("CODER_REFI_XSD_DIR")
 
 def validate_xsd(root: etree._Element, name: str) -> None:
     path = XSD_DIR / name
-    if not path.exists():
-        why = f"REFI-QDA schema {path} not found (a checkout without ../shared/refi-xsd)"
-        if os.environ.get("CI"):
-            pytest.fail(why + "; CI must have it")
-        pytest.skip(why)
+    # always, never skipped: an export that no tool can validate is a failure here
+    assert path.exists(), f"REFI-QDA schema {path} not found (../shared/refi-xsd beside the checkout)"
     schema = etree.XMLSchema(etree.parse(str(path)))
     schema.assertValid(root)
 
@@ -247,11 +244,20 @@ def test_codebook_qdc_round_trip(coded, tmp_path):
     desc = market.findtext(f"{{{CODEBOOK_NS}}}Description")
     assert desc.startswith("Größe und Wachstum ausländischer Märkte\nInclude: Nennt Nachfrage")
     assert "Items: Marktgröße; Wachstum; schnell" in desc
-    # codebook.load dispatches .qdc here: everything comes back (the name is the file's stem)
+    assert "coder: {" not in etree.tostring(root, encoding="unicode")   # no JSON for people
+    # codebook.load dispatches .qdc here; alone, a .qdc says what other tools read: names,
+    # levels, colours, a readable description (the name is the file's stem)
     again = codebook_mod.load(out)
     assert again.name == "book"
+    assert [c.path for c in again.codes] == [c.path for c in book.codes]
+    got = next(c for c in again.codes if c.name == "Markt-Attraktivität")
+    assert (got.id, got.description, got.include) == (code_guid("market"), desc, "")
+    # back in the study it came from, its GUIDs name the codes again and the fields the
+    # description summed up come back exactly (nothing is dropped, no codings orphaned)
+    with coded.db.transaction():
+        stored = coded.store_codebook(again, source=str(out))
     assert [(c.id, c.path, c.description, c.include, c.exclude, c.items, c.examples, c.speakers)
-            for c in again.codes] == [
+            for c in stored.codes] == [
         (c.id, c.path, c.description, c.include, c.exclude, c.items, c.examples, c.speakers)
         for c in book.codes]
     # the same codebook gives the same file (stable GUIDs)
@@ -276,8 +282,13 @@ Two lines.</Description>
     book = read_codebook(qdc, warnings=warnings)
     assert [(c.id, c.path, c.description) for c in book.codes] == [
         ("0a1b2c3d-0000-4000-8000-000000000001", "Trust", "Talk about trust.\nTwo lines."),
-        ("0a1b2c3d-0000-4000-8000-000000000002", "Trust/In-out groups", "")]
-    assert warnings == ["code 'In/out groups': '/' replaced by '-' ('/' separates levels in coder)"]
+        ("0a1b2c3d-0000-4000-8000-000000000002", "Trust/In\\/out groups", "")]
+    assert book.codes[1].name == "In/out groups"   # a '/' stays; the path escapes it
+    assert book.resolve("Trust/In\\/out groups") is book.codes[1]
+    # the GUIDs as NVivo wrote them (braces, upper case), for the next export
+    assert [c.guid for c in book.codes] == ["{0A1B2C3D-0000-4000-8000-000000000001}",
+                                            "0a1b2c3d-0000-4000-8000-000000000002"]
+    assert warnings == []
 
 
 @pytest.mark.parametrize("content, message", [
@@ -299,7 +310,9 @@ def test_export_writes_users_codebook_cases_sources_selections(coded, tmp_path):
     out = tmp_path / "study.qdpx"
     result = export_project(coded, out, include_suggestions=True)
     assert result.users == ["alice", "bob", "consensus", "machine"]
-    assert (result.sources, result.cases, result.selections, result.suggestions) == (3, 3, 8, 2)
+    # 6 codings other tools see; bob's rejection and "no code" only in coder's private file
+    assert (result.sources, result.cases, result.selections, result.suggestions,
+            result.private_decisions) == (3, 3, 6, 2, 2)
     root, z = read_qdpx(out)
     check_structure(root, PROJECT_NS)
     assert root.get("name") == "study"
@@ -335,32 +348,48 @@ def test_export_writes_users_codebook_cases_sources_selections(coded, tmp_path):
     sel = crlf.find("q:PlainTextSelection", NS)
     assert (sel.get("startPosition"), sel.get("endPosition")) == ("30", "44")  # \r\n = 2, 👋 = 1 (UTF-16 would say 31)
     p02 = sources["p02"]
+    by_user = {v: k for k, v in users.items()}
     bob = [s for s in p02.iterfind("q:PlainTextSelection", NS)
-           if split_description(s.findtext("q:Description", namespaces=NS))[1].get("coder") == "bob"]
+           if by_user[s.get("creatingUser")] == "bob"]
     assert bob[0].get("startPosition") == str(P02.index("Ich heiße Bob"))
-    # decisions REFI has no place for: the coder line; rejected decisions have no Coding
-    lines = {}
+    # one selection per (span, user) with a Coding per code; Descriptions hold no coder line
+    code_name = {c.get("guid"): n for n, c in codes.items()}
+    sels = {}
     for s in root.iterfind(".//q:PlainTextSelection", NS):
-        info = split_description(s.findtext("q:Description", namespaces=NS))[1]
-        lines[(s.get("name"), info.get("coder", "machine"), info["code"])] = (info, s)
-    info, s = lines[("p01 #2", "bob", "market")]
-    assert info == {"decision": "rejected", "coder": "bob", "code": "market",
-                    "source": "review", "model_version": 3, "suggestion_score": 0.42,
-                    "codebook_version": 1}
-    assert s.find("q:Coding", NS) is None
-    info, s = lines[("p01 #2", "alice", "market")]
+        assert split_description(s.findtext("q:Description", namespaces=NS))[1] is None
+        sels[(s.get("name"), by_user[s.get("creatingUser")])] = (s, [
+            code_name[c.find("q:CodeRef", NS).get("targetGUID")] for c in s.findall("q:Coding", NS)])
+    assert {k: v[1] for k, v in sels.items()} == {
+        ("p01 #2", "alice"): ["Markt-Attraktivität", "Netzwerke 🌐"],
+        ("p01 #2", "consensus"): ["Markt-Attraktivität"], ("p01 #4", "alice"): ["Kredite"],
+        ("p02 #2", "bob"): ["Netzwerke 🌐"], ("p02 #2", "machine"): ["Markt-Attraktivität",
+                                                                    "Netzwerke 🌐"],
+        ("crlf #2", "alice"): ["Hürden"]}
+    s = sels[("p01 #2", "alice")][0]
     coding = s.find("q:Coding", NS)
     assert coding.get("creatingUser") == users["alice"]
     assert coding.get("creationDateTime") == "2026-03-04T05:06:07Z"
     assert coding.find("q:CodeRef", NS).get("targetGUID") == codes["Markt-Attraktivität"].get("guid")
-    assert info["memo"] == "klar: Märkte" and info["seconds"] == 4.5
-    assert lines[("p01 #2", "consensus", "market")][0]["reason"] == "beide einig"
-    info, s = lines[("p02 #2", "machine", "networks")]
-    assert info["suggestion"] is True and info["rank"] == 2 and info["source"] == "blend"
-    assert s.find("q:Coding", NS).get("creatingUser") == users["machine"]
-    # memos as notes
-    notes = [n.findtext("q:PlainTextContent", namespaces=NS) for n in root.iterfind("q:Notes/q:Note", NS)]
-    assert sorted(notes) == ["Ganzes Interview", "Spannend 🚀", "klar: Märkte"]
+    assert s.find("q:Description", NS) is None   # only one of its two codes has the memo
+    # decisions REFI has no place for: coder's private file, keyed by the project's GUIDs
+    private = json.loads(z.read("coder/coder-data.json"))
+    decided = {(d["segment"], d["coder"], d["code"]): d for d in private["decisions"]
+               if d["source"] == sources["p01"].get("guid")}
+    rejected = decided[(2, "bob", "market")]
+    assert (rejected["decision"], rejected["model_version"], rejected["suggestion_score"],
+            rejected["selection"]) == ("rejected", 3, 0.42, None)
+    assert decided[(4, "bob", None)]["decision"] == "no_code"
+    mine = decided[(2, "alice", "market")]
+    assert (mine["memo"], mine["seconds"], mine["coding"]) == ("klar: Märkte", 4.5,
+                                                              coding.get("guid"))
+    assert decided[(2, "consensus", "market")]["reason"] == "beide einig"
+    ranks = {(g["code"], g["rank"], g["origin"]) for g in private["suggestions"]}
+    assert ranks == {("market", 1, "blend"), ("networks", 2, "blend")}
+    # memos as notes, the coding memo linked from its Coding
+    notes = {n.get("guid"): n.findtext("q:PlainTextContent", namespaces=NS)
+             for n in root.iterfind("q:Notes/q:Note", NS)}
+    assert sorted(notes.values()) == ["Ganzes Interview", "Spannend 🚀", "klar: Märkte"]
+    assert notes[coding.find("q:NoteRef", NS).get("targetGUID")] == "klar: Märkte"
 
 
 def test_export_is_stable_and_filters_coders(coded, tmp_path):
@@ -373,9 +402,13 @@ def test_export_is_stable_and_filters_coders(coded, tmp_path):
     export_project(coded, tmp_path / "alice.qdpx", coders=["alice"])
     root, _ = read_qdpx(tmp_path / "alice.qdpx")
     assert [u.get("name") for u in root.iterfind("q:Users/q:User", NS)] == ["alice"]
-    coders = {split_description(s.findtext("q:Description", namespaces=NS))[1]["coder"]
-              for s in root.iterfind(".//q:PlainTextSelection", NS)}
-    assert coders == {"alice"}
+    alice = root.find("q:Users/q:User", NS).get("guid")
+    coders = {s.get("creatingUser") for s in root.iterfind(".//q:PlainTextSelection", NS)}
+    assert coders == {alice}
+    private = json.loads(z1.read("coder/coder-data.json"))
+    assert {d["coder"] for d in private["decisions"]} == {"alice", "bob", "consensus"}
+    assert {d["coder"] for d in json.loads(zipfile.ZipFile(tmp_path / "alice.qdpx").read(
+        "coder/coder-data.json"))["decisions"]} == {"alice"}
     # same keys, same GUIDs whichever coders are exported
     guids = lambda r: {s.get("guid") for s in r.iterfind(".//q:PlainTextSelection", NS)}  # noqa: E731
     assert guids(root) <= guids(one)
@@ -512,12 +545,18 @@ def test_import_foreign_project_crlf_emoji(tmp_path):
     study.close()
 
 
-def test_selection_spanning_two_segments_codes_both_and_empty_selection(tmp_path):
+def test_selection_spanning_two_segments_is_one_exact_span_and_empty_selection(tmp_path):
     start = FOREIGN_TEXT.index("great")
-    end = FOREIGN_TEXT.index("Second") + 1   # one character of the next turn is enough
+    end = FOREIGN_TEXT.index("Second") + 1   # one character of the next turn
     qdpx = _foreign_qdpx(tmp_path / "f.qdpx", _foreign_qde(start, end))
     study = Study.import_project(tmp_path / "f.db", qdpx)
-    assert sorted(study.codings().position) == [2, 3]
+    # one coding anchored at the first segment, its exact characters, overlapping both turns
+    assert sorted(study.codings().position) == [2]
+    text = study.db.one("SELECT text FROM documents")["text"]
+    span = study.db.one("SELECT start_char, end_char, whole FROM coding_spans")
+    assert text[span["start_char"]:span["end_char"]] == "great.\nMaría: S" and not span["whole"]
+    assert [r[0] for r in study.db.query("SELECT s.position FROM coding_segments c JOIN "
+                                         "segments s ON s.id = c.segment_id ORDER BY 1")] == [2, 3]
     study.close()
     label = FOREIGN_TEXT.index("María: Second")   # only the speaker label: no segment
     qdpx = _foreign_qdpx(tmp_path / "g.qdpx", _foreign_qde(label, label + 5))
@@ -564,8 +603,9 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
      "guid='d1000000-0000-4000-8000-000000000001'>: CodeRef to a missing code "
      "'c0000000-0000-4000-8000-00000000dead' (the project's CodeBook has no Code with that guid)"),
     (lambda p: _zip(p, {"project.qde": _foreign_qde(0, 5)}),
-     "{q}: project.qde line 16: <TextSource guid='b0000000-0000-4000-8000-000000000001'>: its "
-     "text file sources/b1.txt is missing from the zip"),
+     "{q}: 1 source's text file is missing from the zip: 'interview 1' (sources/b1.txt, "
+     "project.qde line 16); nothing was imported (export the project again with its sources, "
+     "or use --skip-missing to import the rest)"),
 ])
 def test_bad_projects(tmp_path, make, message):
     qdpx = make(tmp_path / "bad.qdpx")
@@ -586,7 +626,7 @@ def test_failure_while_writing_leaves_nothing(coded, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RefiError("disk trouble")
 
-    monkeypatch.setattr(reading, "_insert_selection", boom)
+    monkeypatch.setattr(reading.private, "restore", boom)   # coder's own export: exact
     (tmp_path / "new").mkdir()
     with pytest.raises(RefiError):
         Study.import_project(tmp_path / "new" / "s.db", tmp_path / "s.qdpx")
@@ -607,34 +647,48 @@ def test_cli_export_and_import(coded, tmp_path):
     result = runner.invoke(cli, ["export", str(coded.path), str(out), "--include-suggestions"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        f"Wrote {out}: 6 codes, 3 documents, 3 participants, 8 codings, 2 suggestions by "
-        "alice, bob, consensus, machine.")
+        f"Wrote {out}: 6 codes, 3 documents, 3 participants, 6 codings, 2 suggestions by "
+        "alice, bob, consensus, machine; 2 more decisions (rejected, no code) only coder reads "
+        "back.")
     result = runner.invoke(cli, ["import-project", str(tmp_path / "n.db"), str(out)])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == (f"Created {tmp_path / 'n.db'}: 3 documents, 9 segments, "
-                                     "3 participants, 6 codes, 8 codings by 3 coder(s) (batch 1;"
-                                     f" undo with: coder undo {tmp_path / 'n.db'} --batch 1).")
-    side = json.loads(zipfile.ZipFile(out).read("coder.json"))
+    # every decision came back from coder's private file, rejections and "no code" included
+    assert result.output.strip().splitlines()[-1] == (
+        f"Created {tmp_path / 'n.db'}: 3 documents, 9 segments, 3 participants, 6 codes, "
+        f"8 codings by 3 coder(s) (batch 1; undo with: coder undo {tmp_path / 'n.db'} --batch 1).")
+    side = json.loads(zipfile.ZipFile(out).read("coder/coder-data.json"))
     assert side["version"] == 1 and len(side["sources"]) == 3
+    assert "coder.json" not in zipfile.ZipFile(out).namelist()
 
 
 def test_round_trip_without_coder_json(coded, tmp_path):
-    """A tool that keeps the Descriptions but drops coder.json: documents are segmented afresh
-    (CRLF becomes LF, offsets are mapped), decisions, speakers and participants survive."""
+    """A tool that drops coder's private file (coder/coder-data.json; coder.json before): the
+    project reads as other tools see it. Documents are segmented afresh (CRLF becomes LF,
+    offsets are mapped); codes, participants, the positive codings with their coding memos and
+    the memos survive; rejections, "no code" and suggestions were never visible, so they are
+    not there."""
     export_project(coded, tmp_path / "s.qdpx", include_suggestions=True)
     with zipfile.ZipFile(tmp_path / "s.qdpx") as z, \
             zipfile.ZipFile(tmp_path / "tool.qdpx", "w") as out:
         for name in z.namelist():
-            if name != "coder.json":
+            if name != "coder/coder-data.json":
                 out.writestr(name, z.read(name))
     study = Study.import_project(tmp_path / "t.db", tmp_path / "tool.qdpx")
     before, after = snapshot(coded), snapshot(study)
-    for key in ("codebook", "participants", "coders", "codings", "memos", "suggestions"):
-        assert after[key] == before[key], key
-    assert [d for d in after["documents"] if d[0] != "crlf"] == \
-        [d for d in before["documents"] if d[0] != "crlf"]
-    crlf = next(d for d in after["documents"] if d[0] == "crlf")
-    assert crlf[3] == CRLF_TEXT.replace("\r\n", "\n")
+    assert after["participants"] == before["participants"]
+    assert [c[1] for c in after["codebook"][2]] == [c[1] for c in before["codebook"][2]]
+    assert [(d[0], d[3]) for d in after["documents"]] == [
+        (d[0], d[3].replace("\r\n", "\n")) for d in before["documents"]]
+
+    def positive(study, snap):
+        paths = {c.id: c.path for c in study.codebook().codes}
+        return sorted((r[0], r[1], r[2], paths[r[3]], r[5]) for r in snap["codings"]
+                      if r[4] in ("confirmed", "added", "auto") and r[2] != "machine")
+
+    assert positive(study, after) == positive(coded, before)
+    assert {r[4] for r in after["codings"]} == {"confirmed"}
+    assert [m[3] for m in after["memos"]] == [m[3] for m in before["memos"]]
+    assert after["suggestions"] == []
     study.close()
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from coder.analysis import counting
 from coder.errors import CoderError, InputError
+from coder.store.codebook import split_path
 
 FORMATS = ("docx", "html", "md")
 REDACTED = "[another participant]"
@@ -164,7 +165,7 @@ def summaries(study, out_dir: str | Path, *, fmt: str = "docx",
                 text, n = redact(str(r["text"]), names)
                 redactions += n
                 quotes.append((_where(r), text))
-            sections.append((code.path.replace("/", " / "), code.description, quotes))
+            sections.append((" / ".join(split_path(code.path)), code.description, quotes))
         path = out / f"{_safe_name(person, taken)}.{fmt}"
         heading = title or f"Coded passages of your interview: {person}"
         intro = (f"These are the passages of {person}'s interview that were coded in the study "

@@ -18,6 +18,7 @@ import pandas as pd
 
 from coder.errors import CoderError, InputError
 from coder.spreadsheet import neutralise_frame, neutralise_workbook
+from coder.store.codebook import path_levels
 
 FORMATS = ("table", "csv", "md", "latex", "html", "xlsx", "json")
 EXTENSIONS = {".txt": "table", ".csv": "csv", ".md": "md", ".markdown": "md", ".tex": "latex",
@@ -79,7 +80,7 @@ def _seed_layout(df: pd.DataFrame, notes: list[str], *, counts: bool, items: boo
     rows, starts = [], set()
     last_factor, last_group = None, None
     for i, r in enumerate(df.itertuples(index=False)):
-        path_parts = r.path.split("/")
+        path_parts = path_levels(r.path)   # a '/' inside a name is escaped, not a level
         factor_path = path_parts[0]
         group_path = "/".join(path_parts[:-1]) if r.depth > 2 else None
         cells = []

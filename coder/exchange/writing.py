@@ -2,12 +2,18 @@
 the source texts under ``sources/``) and codebooks (``.qdc``) written for NVivo, ATLAS.ti,
 MAXQDA and QualCoder.
 
+Other tools see only standard elements: codes with their colours, sources, one
+``PlainTextSelection`` per (source, span, coder) carrying a ``Coding`` for each code that coder
+put there (confirmed, added and, unless told otherwise, auto-accepted decisions), memos as
+``Note``s linked by ``NoteRef``. Descriptions hold only text a person wrote. Rejections, "no
+code" decisions, model versions, scores, history and everything else coder needs to come back
+exactly travel in ``coder/coder-data.json`` (`coder.exchange.private`), keyed by GUID.
+
 Offsets: ``startPosition``/``endPosition`` count Unicode code points (Python ``str`` indices)
-into the exact text of ``sources/<guid>.txt`` (UTF-8, no BOM); ``endPosition`` is exclusive.
-``coder.json`` in the zip adds the exact segment boundaries, used on import only when the text
-still has the same hash (tools drop unknown files). GUIDs are uuid5 of fixed keys (code id,
-document name + hash, coder name, segment position + code + coder), so exporting the same study
-twice gives the same GUIDs.
+into the exact text of ``sources/<guid>.txt`` (UTF-8, no BOM); ``endPosition`` is exclusive; a
+span coding exports its own offsets, a whole-segment coding its segment's. GUIDs: those another
+tool gave (``exchange_guids``) verbatim, else uuid5 of fixed keys (code id, document name + hash,
+coder name, span + code), so exporting the same study twice gives the same file.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -24,54 +31,54 @@ from typing import Any
 
 from lxml import etree
 
+import coder.exchange.private as private
 from coder import __version__
 from coder.errors import CodebookError, StudyError, UnknownReference
-from coder.sources.qdaxml import CODEBOOK_NS, MACHINE, PROJECT_NS, _x, code_guid, coder_line, guid
-from coder.store.codebook import Code, Codebook
+from coder.sources.qdaxml import CODEBOOK_NS, MACHINE, PROJECT_NS, _x, code_guid, guid
+from coder.store.codebook import Code, Codebook, readable_description
 from coder.store.db import text_hash
 
 PALETTE = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2",
            "#7F7F7F", "#BCBD22", "#17BECF"]
-POSITIVE_OR_AUTO = ("confirmed", "added", "auto")
+POSITIVE = ("confirmed", "added")
+EPOCH = "1970-01-01T00:00:00Z"  # a Note's time when the stored one is no xsd:dateTime
 
 
 # -- codebooks -----------------------------------------------------------------------------
 
 def _code_description(code: Code) -> str:
-    parts = [code.description] if code.description else []
-    if code.include:
-        parts.append(f"Include: {code.include}")
-    if code.exclude:
-        parts.append(f"Exclude: {code.exclude}")
-    if code.items:
-        parts.append("Items: " + "; ".join(code.items))
-    if code.examples:
-        parts.append("Examples: " + " | ".join(code.examples))
-    extra = {"id": code.id}
-    for key in ("description", "include", "exclude"):
-        if getattr(code, key):
-            extra[key] = getattr(code, key)
-    for key in ("items", "examples", "speakers"):
-        if getattr(code, key):
-            extra[key] = list(getattr(code, key))
-    return "\n".join([*(_x(p) for p in parts), coder_line(extra)])
+    """What a person reads about the code in another tool (coder's own fields go into the
+    private file of a project; a .qdc imported back into its study recognises them)."""
+    return _x(readable_description(code))
 
 
-def _code_elements(book: Codebook, parent: etree._Element, ns: str) -> None:
-    """Append the code tree (nested Code elements) under ``parent``."""
-    colors: dict[str, str] = {}
-    for i, top in enumerate(book.children(None)):
-        colors[top.id] = PALETTE[i % len(PALETTE)]
+def _code_elements(book: Codebook, parent: etree._Element, ns: str,
+                   guids: dict[str, str] | None = None) -> None:
+    """Append the code tree (nested Code elements) under ``parent``: the codebook's colour
+    where it has one, else the palette by factor (children take their parent's)."""
+    guids = guids or {}
 
-    def add(el: etree._Element, code: Code, color: str) -> None:
-        node = etree.SubElement(el, f"{{{ns}}}Code", guid=code_guid(code.id), name=_x(code.name),
-                                isCodable="true", color=color)
-        etree.SubElement(node, f"{{{ns}}}Description").text = _code_description(code)
+    def add(el: etree._Element, code: Code, inherited: str) -> None:
+        color = getattr(code, "color", None) or inherited
+        node = etree.SubElement(el, f"{{{ns}}}Code", guid=guids.get(code.id) or code_guid(code.id),
+                                name=_x(code.name),
+                                isCodable="true" if getattr(code, "codable", True) else "false",
+                                color=_rgb(color))
+        text = _code_description(code)
+        if text:
+            etree.SubElement(node, f"{{{ns}}}Description").text = text
         for child in book.children(code.id):
             add(node, child, color)
 
-    for top in book.children(None):
-        add(parent, top, colors[top.id])
+    for i, top in enumerate(book.children(None)):
+        add(parent, top, PALETTE[i % len(PALETTE)])
+
+
+def _rgb(color: str) -> str:
+    """'#RRGGBB' (QualCoder reads only seven characters; '#abc' becomes '#AABBCC')."""
+    if len(color) == 4:
+        color = "#" + "".join(ch * 2 for ch in color[1:])
+    return color.upper()
 
 
 def codebook_xml(book: Codebook) -> bytes:
@@ -102,9 +109,10 @@ class ProjectExport:
     codes: int
     sources: int
     cases: int
-    selections: int
+    selections: int      # Coding elements (one code on one span by one coder)
     suggestions: int
     notes: int
+    private_decisions: int = 0   # decisions only coder reads back (rejected, no code, ...)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -119,10 +127,21 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _known_guids(db) -> dict[tuple[str, str], str]:
+    """GUIDs another tool gave things, verbatim (``exchange_guids``, migration 0010)."""
+    try:
+        rows = db.query("SELECT kind, ref, guid FROM exchange_guids")
+    except sqlite3.OperationalError:  # a study file before the table: every GUID is coder's own
+        return {}
+    return {(r["kind"], str(r["ref"])): r["guid"] for r in rows}
+
+
 def export_project(study, path: str | Path, *, coders: Iterable[str] | None = None,
-                   include_suggestions: bool = False) -> ProjectExport:
+                   include_suggestions: bool = False, include_auto: bool = True) -> ProjectExport:
     """Write the study as a REFI-QDA project (``.qdpx``) that NVivo, ATLAS.ti, MAXQDA and
-    QualCoder open, with every coder's decisions; ``coders`` limits whose (default: all)."""
+    QualCoder open, with every coder's decisions; ``coders`` limits whose (default: all).
+    ``include_auto``: auto-accepted suggestions become codings other tools see (else they
+    travel only in coder's private file)."""
     path = Path(path)
     if not path.parent.exists():
         raise StudyError(f"folder {path.parent} does not exist", path=path)
@@ -136,17 +155,19 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
                                    hint="coders: " + (", ".join(known) or "none yet"))
     else:
         coders = known
+    exported = ("confirmed", "added", "auto") if include_auto else POSITIVE
     book = study.codebook() if study.codebook_version else Codebook(name="", codes=[])
     code_ids = {c.id for c in book.codes}
     warnings: list[str] = []
     P = f"{{{PROJECT_NS}}}"
-    kinds = {r["name"]: r["kind"] for r in db.query("SELECT name, kind FROM coders")}
-    user_guid = {name: guid("user", name) for name in coders}
+    given = _known_guids(db)
+    coder_rows = {r["name"]: r for r in db.query("SELECT id, name, kind FROM coders")}
+    user_guid = {name: given.get(("user", str(coder_rows[name]["id"]))) or guid("user", name)
+                 for name in coders}
     if include_suggestions:
         user_guid.setdefault(MACHINE, guid("user", MACHINE))
+    code_guids = {c.id: given.get(("code", c.id)) or code_guid(c.id) for c in book.codes}
 
-    project_line = {"codebook": {"name": book.name, "description": book.description},
-                    "coders": {c: kinds.get(c, "human") for c in coders}}
     root = etree.Element(f"{P}Project", nsmap={None: PROJECT_NS}, name=_x(study.path.stem),
                          origin=f"coder {__version__}")
     if user_guid:
@@ -155,20 +176,22 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
             etree.SubElement(users_el, f"{P}User", guid=g, name=_x(name))
     if book.codes:
         codes_el = etree.SubElement(etree.SubElement(root, f"{P}CodeBook"), f"{P}Codes")
-        _code_elements(book, codes_el, PROJECT_NS)
+        _code_elements(book, codes_el, PROJECT_NS, code_guids)
 
     # participants -> Variables + Cases
     people = db.query("SELECT id, name FROM participants ORDER BY name")
     attrs = db.query("SELECT participant_id, attribute, value FROM participant_attributes "
                      "ORDER BY attribute")
     attr_names = sorted({a["attribute"] for a in attrs})
+    var_guid = {a: given.get(("variable", a)) or guid("variable", a) for a in attr_names}
     if attr_names:
         vars_el = etree.SubElement(root, f"{P}Variables")
         for a in attr_names:
-            etree.SubElement(vars_el, f"{P}Variable", guid=guid("variable", a), name=_x(a),
+            etree.SubElement(vars_el, f"{P}Variable", guid=var_guid[a], name=_x(a),
                              typeOfVariable="Text")
     docs = db.query("SELECT * FROM documents ORDER BY name")
-    doc_guid = {d["id"]: guid("document", d["name"], d["sha256"]) for d in docs}
+    doc_guid = {d["id"]: given.get(("source", str(d["id"])))
+                or guid("document", d["name"], d["sha256"]) for d in docs}
     speaks_in: dict[int, list[int]] = {}
     for r in db.query("SELECT DISTINCT participant_id, document_id FROM speakers "
                       "WHERE participant_id IS NOT NULL ORDER BY document_id"):
@@ -176,123 +199,205 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
     if people:
         cases_el = etree.SubElement(root, f"{P}Cases")
         for p in people:
-            case = etree.SubElement(cases_el, f"{P}Case", guid=guid("participant", p["name"]),
-                                    name=_x(p["name"]))
+            case = etree.SubElement(cases_el, f"{P}Case",
+                                    guid=given.get(("case", str(p["id"])))
+                                    or guid("participant", p["name"]), name=_x(p["name"]))
             for a in attrs:
                 if a["participant_id"] != p["id"] or a["value"] is None:
                     continue
                 vv = etree.SubElement(case, f"{P}VariableValue")
-                etree.SubElement(vv, f"{P}VariableRef", targetGUID=guid("variable", a["attribute"]))
+                etree.SubElement(vv, f"{P}VariableRef", targetGUID=var_guid[a["attribute"]])
                 etree.SubElement(vv, f"{P}TextValue").text = _x(a["value"])
             for doc_id in speaks_in.get(p["id"], []):
                 etree.SubElement(case, f"{P}SourceRef", targetGUID=doc_guid[doc_id])
 
-    # codings, suggestions and memos, grouped by document
-    placeholders = ",".join("?" * len(coders))
+    # every decision of the exported coders, with its span spelled out
+    marks = ",".join("?" * len(coders))
     codings = db.query(
-        # the coding's own span (a row keeps the first of two same-named columns)
-        "SELECT COALESCE(k.start_char, s.start_char) AS start_char, "
-        "COALESCE(k.end_char, s.end_char) AS end_char, k.*, c.name AS coder, s.document_id, "
-        "s.position "
-        "FROM codings k JOIN coders c ON c.id = k.coder_id JOIN segments s ON s.id = k.segment_id "
-        f"WHERE c.name IN ({placeholders}) ORDER BY s.document_id, s.position, c.name, "
-        "COALESCE(k.code_id, '')", tuple(coders)) if coders else []
+        "SELECT COALESCE(k.start_char, s.start_char) AS span_start, "
+        "COALESCE(k.end_char, s.end_char) AS span_end, k.*, c.name AS coder, s.document_id, "
+        "s.position FROM codings k JOIN coders c ON c.id = k.coder_id "
+        "JOIN segments s ON s.id = k.segment_id JOIN documents d ON d.id = s.document_id "
+        f"WHERE c.name IN ({marks}) ORDER BY d.name, span_start, span_end, c.name, "
+        "COALESCE(k.code_id, ''), k.id", tuple(coders)) if coders else []
     suggestions = db.query(
         "SELECT g.*, s.document_id, s.position, s.start_char, s.end_char FROM suggestions g "
-        "JOIN segments s ON s.id = g.segment_id ORDER BY s.document_id, s.position, g.rank"
+        "JOIN segments s ON s.id = g.segment_id JOIN documents d ON d.id = s.document_id "
+        "ORDER BY d.name, s.position, g.rank"
     ) if include_suggestions else []
     memos = db.query(
         "SELECT m.*, c.name AS coder, s.position, COALESCE(m.document_id, s.document_id) AS doc "
         "FROM memos m LEFT JOIN coders c ON c.id = m.coder_id "
-        "LEFT JOIN segments s ON s.id = m.segment_id ORDER BY doc, s.position, m.created_at, m.id")
-    by_doc: dict[int, list] = {}
+        "LEFT JOIN segments s ON s.id = m.segment_id "
+        "LEFT JOIN documents d ON d.id = COALESCE(m.document_id, s.document_id) "
+        "ORDER BY d.name, s.position, m.created_at, m.id")
+    doc_by_id = {d["id"]: d for d in docs}
+
+    decisions: list[dict[str, Any]] = []
+    # (document, start, end, coder) -> the codings other tools see there
+    spans: dict[int, dict[tuple[int, int, str], list]] = {}
     for k in codings:
         if k["code_id"] is not None and k["code_id"] not in code_ids:
             warnings.append(f"coding of segment {k['position']} by {k['coder']} refers to code "
                             f"'{k['code_id']}' that is not in the current codebook; skipped")
             continue
-        by_doc.setdefault(k["document_id"], []).append(("coding", k))
+        d = doc_by_id[k["document_id"]]
+        entry = {"source": doc_guid[d["id"]], "segment": k["position"],
+                 "start": k["start_char"], "end": k["end_char"], "coder": k["coder"],
+                 "code": k["code_id"], "decision": k["decision"], "memo": k["memo"],
+                 "reason": k["reason"], "seconds": k["seconds"], "origin": k["source"],
+                 "model_version": k["model_version"],
+                 "suggestion_score": k["suggestion_score"], "created_at": k["created_at"],
+                 "selection": None, "coding": None, "note": None}
+        decisions.append(entry)
+        if k["decision"] in exported and k["code_id"]:
+            spans.setdefault(d["id"], {}).setdefault(
+                (k["span_start"], k["span_end"], k["coder"]), []).append((k, entry))
+    machine_spans: dict[int, dict[tuple[int, int], list]] = {}
+    private_suggestions: list[dict[str, Any]] = []
     for g in suggestions:
         if g["code_id"] not in code_ids:
             continue
-        by_doc.setdefault(g["document_id"], []).append(("suggestion", g))
+        entry = {"source": doc_guid[g["document_id"]], "segment": g["position"],
+                 "code": g["code_id"], "score": g["score"], "rank": g["rank"],
+                 "origin": g["source"], "threshold": g["threshold"],
+                 "model_version": g["model_version"], "created_at": g["created_at"],
+                 "selection": None}
+        private_suggestions.append(entry)
+        machine_spans.setdefault(g["document_id"], {}).setdefault(
+            (g["start_char"], g["end_char"]), []).append((g, entry))
 
     notes: list[etree._Element] = []
-    note_refs: dict[int, list[str]] = {}
+    note_refs: dict[int | None, list[str]] = {}
+    private_memos: list[dict[str, Any]] = []
     for m in memos:
         if m["coder"] is not None and m["coder"] not in user_guid:
             continue  # a memo by a coder who is not exported
-        doc_name = next((d["name"] for d in docs if d["id"] == m["doc"]), None)
-        key = ("memo", doc_name, m["position"], m["coder"], m["created_at"], text_hash(m["text"]))
-        g = guid(*key)
-        info = {"kind": "memo", "document": doc_name, "segment": m["position"],
-                "coder": m["coder"]}
-        note = _note(P, g, m["text"], info, user_guid.get(m["coder"] or ""), m["created_at"])
-        notes.append(note)
-        if m["doc"] is not None:
-            note_refs.setdefault(m["doc"], []).append(g)
+        doc = doc_by_id.get(m["doc"])
+        doc_name = doc["name"] if doc else None
+        g = given.get(("note", str(m["id"]))) or guid(
+            "memo", doc_name, m["position"], m["coder"], m["created_at"], text_hash(m["text"]))
+        notes.append(_note(P, g, "memo", m["text"], user_guid.get(m["coder"] or ""),
+                           m["created_at"]))
+        note_refs.setdefault(m["doc"], []).append(g)
+        private_memos.append({"note": g, "source": doc_guid.get(m["doc"]),
+                              "segment": m["position"],
+                              "document": doc_guid.get(m["document_id"]), "coder": m["coder"],
+                              "text": m["text"], "created_at": m["created_at"]})
 
     sources_el = etree.SubElement(root, f"{P}Sources") if docs else None
     files: dict[str, str] = {}
-    segments_json: dict[str, Any] = {}
-    n_selections = n_suggestions = 0
+    private_sources: dict[str, Any] = {}
+    n_codings = n_suggestions = 0
     for d in docs:
         g = doc_guid[d["id"]]
-        speakers = db.query(
-            "SELECT sp.label, sp.role, p.name AS participant FROM speakers sp "
-            "LEFT JOIN participants p ON p.id = sp.participant_id WHERE sp.document_id=? "
-            "ORDER BY sp.id", (d["id"],))
-        info = {"format": d["format"], "unit": d["unit"], "sha256": d["sha256"],
-                "speakers": [{"label": s["label"], "role": s["role"],
-                              "participant": s["participant"]} for s in speakers]}
         src = etree.SubElement(sources_el, f"{P}TextSource", guid=g, name=_x(d["name"]),
                                plainTextPath=f"internal://{g}.txt")
         _set_time(src, d["imported_at"])
-        etree.SubElement(src, f"{P}Description").text = coder_line(info)
         files[f"sources/{g}.txt"] = d["text"]
-        segments_json[g] = {
-            "text_sha256": text_hash(d["text"]),
-            "segments": [[s["position"], s["turn"], s["start_char"], s["end_char"], s["label"],
-                          s["start_time"], s["end_time"], s["text"], s["text_hash"]]
-                         for s in db.query(
-                             "SELECT s.*, sp.label FROM segments s LEFT JOIN speakers sp "
-                             "ON sp.id = s.speaker_id WHERE s.document_id=? ORDER BY s.position",
-                             (d["id"],))]}
-        for kind, row in by_doc.get(d["id"], []):
-            if kind == "coding":
-                sel, note = _coding_selection(P, d, row, user_guid)
-                if note is not None:
-                    notes.append(note)
-                n_selections += 1
-            else:
-                sel = _suggestion_selection(P, d, row, user_guid[MACHINE])
-                n_suggestions += 1
+        private_sources[g] = _private_source(db, d)
+        for (start, end, coder), rows in sorted(spans.get(d["id"], {}).items()):
+            sel = _selection(P, d, start, end, coder, rows, user_guid[coder], code_guids, given,
+                             notes)
             src.append(sel)
+            n_codings += len(sel.findall(f"{P}Coding"))
+        for (start, end), rows in sorted(machine_spans.get(d["id"], {}).items()):
+            src.append(_suggestion_selection(P, d, start, end, rows, user_guid[MACHINE],
+                                             code_guids))
+            n_suggestions += len(rows)
         for ng in note_refs.get(d["id"], []):
             etree.SubElement(src, f"{P}NoteRef", targetGUID=ng)
     if notes:
         notes_el = etree.SubElement(root, f"{P}Notes")
         for n in notes:
             notes_el.append(n)
-    etree.SubElement(root, f"{P}Description").text = coder_line(project_line)
+    for ng in note_refs.get(None, []):   # memos of the study as a whole
+        etree.SubElement(root, f"{P}NoteRef", targetGUID=ng)
 
     xml = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+    data = {
+        "format": private.FORMAT, "version": private.VERSION, "written_by": f"coder {__version__}",
+        "project_qde_sha256": private.qde_hash(xml),
+        "project": {"codebook": {"name": book.name, "description": book.description},
+                    "coders": {c: coder_rows[c]["kind"] for c in coders}},
+        "codes": {code_guids[c.id]: _private_code(c) for c in book.codes},
+        "sources": private_sources, "decisions": decisions,
+        "suggestions": private_suggestions, "memos": private_memos,
+        "history": _history(db, coders, doc_guid),
+    }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("project.qde", xml)
+            _member(z, "project.qde", xml)
             for name, text in files.items():
-                z.writestr(name, text.encode("utf-8"))
-            z.writestr("coder.json", json.dumps({"version": 1, "sources": segments_json},
-                                                ensure_ascii=False, sort_keys=True))
+                _member(z, name, text.encode("utf-8"))
+            _member(z, private.MEMBER, private.encode(data))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return ProjectExport(path=str(path), users=list(user_guid), codes=len(book.codes),
-                         sources=len(docs), cases=len(people), selections=n_selections,
-                         suggestions=n_suggestions, notes=len(notes), warnings=warnings)
+                         sources=len(docs), cases=len(people), selections=n_codings,
+                         suggestions=n_suggestions, notes=len(notes),
+                         private_decisions=sum(1 for e in decisions if e["selection"] is None),
+                         warnings=warnings)
+
+
+def _member(z: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """A zip member with a fixed time, so the same study gives the same file, byte for byte."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    z.writestr(info, data)
+
+
+def _private_code(code: Code) -> dict[str, Any]:
+    return {"id": code.id, "description": code.description, "include": code.include,
+            "exclude": code.exclude, "items": list(code.items), "examples": list(code.examples),
+            "speakers": list(code.speakers), "leads_to": list(code.leads_to)}
+
+
+def _private_source(db, d) -> dict[str, Any]:
+    """A document as coder keeps it: unit, format, hash, metadata, speaker map, segments."""
+    speakers = db.query(
+        "SELECT sp.label, sp.role, p.name AS participant FROM speakers sp "
+        "LEFT JOIN participants p ON p.id = sp.participant_id WHERE sp.document_id=? "
+        "ORDER BY sp.id", (d["id"],))
+    try:
+        metadata = json.loads(d["metadata"] or "{}")
+    except ValueError:
+        metadata = {}
+    return {
+        "name": d["name"], "format": d["format"], "unit": d["unit"], "sha256": d["sha256"],
+        "text_sha256": text_hash(d["text"]),
+        # the GUID an import noted there is the source's GUID itself (exchange_guids)
+        "metadata": {k: v for k, v in metadata.items() if k != "refi_guid"}
+        if isinstance(metadata, dict) else {},
+        "speakers": [{"label": s["label"], "role": s["role"], "participant": s["participant"]}
+                     for s in speakers],
+        "segments": [[s["position"], s["turn"], s["start_char"], s["end_char"], s["label"],
+                      s["start_time"], s["end_time"], s["text"], s["text_hash"]]
+                     for s in db.query(
+                         "SELECT s.*, sp.label FROM segments s LEFT JOIN speakers sp "
+                         "ON sp.id = s.speaker_id WHERE s.document_id=? ORDER BY s.position",
+                         (d["id"],))]}
+
+
+def _history(db, coders: list[str], doc_guid: dict[int, str]) -> list[dict[str, Any]]:
+    """The exported coders' decision history (``coding_history``), oldest first."""
+    if not coders:
+        return []
+    marks = ",".join("?" * len(coders))
+    return [{"source": doc_guid[h["document_id"]], "segment": h["position"],
+             "start": h["start_char"], "end": h["end_char"], "coder": h["coder"],
+             "code": h["code_id"], "decision": h["decision"], "memo": h["memo"],
+             "reason": h["reason"], "origin": h["source"], "action": h["action"],
+             "recorded_at": h["recorded_at"]}
+            for h in db.query(
+                "SELECT h.*, c.name AS coder, s.document_id, s.position FROM coding_history h "
+                "JOIN coders c ON c.id = h.coder_id JOIN segments s ON s.id = h.segment_id "
+                f"WHERE c.name IN ({marks}) ORDER BY h.id", tuple(coders))]
 
 
 XSD_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
@@ -312,64 +417,72 @@ def _set_time(el: etree._Element, value: str | None) -> None:
         el.set("creationDateTime", value)
 
 
-def _note(P: str, g: str, text: str, info: dict[str, Any], user: str | None,
+def _note(P: str, g: str, name: str, text: str, user: str | None,
           created: str | None) -> etree._Element:
-    note = etree.Element(f"{P}Note", guid=g, name=info.get("kind", "memo"))
+    """A memo as a REFI Note. It always has a creationDateTime: QualCoder's importer
+    (refi.py, parse_notes) fails on a Note without one."""
+    note = etree.Element(f"{P}Note", guid=g, name=name)
     if user:
         note.set("creatingUser", user)
-    _set_time(note, created)
-    etree.SubElement(note, f"{P}Description").text = coder_line(info)
+    note.set("creationDateTime", _datetime(created) or EPOCH)
     etree.SubElement(note, f"{P}PlainTextContent").text = _x(text)
     return note
 
 
-def _coding_selection(P, doc, k, user_guid) -> tuple[etree._Element, etree._Element | None]:
-    code_id = k["code_id"] or ""
-    key = (doc["name"], doc["sha256"], k["position"], code_id, k["coder"])
-    sel = etree.Element(f"{P}PlainTextSelection", guid=guid("selection", *key),
-                        name=_x(f"{doc['name']} #{k['position']}"),
-                        startPosition=str(k["start_char"]), endPosition=str(k["end_char"]),
-                        creatingUser=user_guid[k["coder"]])
-    _set_time(sel, k["created_at"])
-    info: dict[str, Any] = {"decision": k["decision"], "coder": k["coder"], "code": k["code_id"],
-                            "source": k["source"]}
-    for col in ("memo", "reason", "seconds", "model_version", "suggestion_score",
-                "codebook_version"):
-        if k[col] is not None:
-            info[col] = k[col]
-    if _datetime(k["created_at"]) != k["created_at"]:
-        info["created_at"] = k["created_at"]  # not an xsd:dateTime: kept verbatim here
-    etree.SubElement(sel, f"{P}Description").text = coder_line(info)
-    note = None
-    if k["memo"]:
-        ng = guid("coding-memo", *key)
-        note = _note(P, ng, k["memo"], {"kind": "coding-memo"}, user_guid[k["coder"]],
-                     k["created_at"])
-    if k["decision"] in POSITIVE_OR_AUTO and k["code_id"]:
-        coding = etree.SubElement(sel, f"{P}Coding", guid=guid("coding", *key),
-                                  creatingUser=user_guid[k["coder"]])
+def _selection(P, doc, start: int, end: int, coder: str, rows, user: str,
+               code_guids: dict[str, str], given: dict, notes: list) -> etree._Element:
+    """One PlainTextSelection for one span by one coder, with a Coding per code. Its
+    Description is the coding memo when every code on the span has that one memo (QualCoder
+    reads a selection's Description as the memo of each of its codings); every memo is also a Note the Coding refers to
+    (the standard's way)."""
+    span_key = (doc["name"], doc["sha256"], start, end, coder)
+    ids = sorted(k["id"] for k, _ in rows)
+    sel_guid = next((given[("selection", str(i))] for i in ids if ("selection", str(i)) in given),
+                    None) or guid("selection", *span_key)
+    whole = all(k["start_char"] is None for k, _ in rows)
+    sel = etree.Element(f"{P}PlainTextSelection", guid=sel_guid,
+                        name=_x(f"{doc['name']} #{rows[0][0]['position']}" if whole
+                                else f"{doc['name']} {start}-{end}"),
+                        startPosition=str(start), endPosition=str(end), creatingUser=user)
+    _set_time(sel, min((k["created_at"] for k, _ in rows if _datetime(k["created_at"])),
+                       key=_datetime, default=None))
+    memos = {k["memo"] for k, _ in rows}
+    if len(memos) == 1 and rows[0][0]["memo"]:   # every code here has this memo
+        etree.SubElement(sel, f"{P}Description").text = _x(rows[0][0]["memo"])
+    seen: set[str] = set()
+    for k, entry in rows:
+        if k["code_id"] in seen:   # a span coding exactly over its segment, coded twice
+            entry["selection"] = sel_guid
+            continue
+        seen.add(k["code_id"])
+        cg = given.get(("coding", str(k["id"]))) or guid("coding", *span_key, k["code_id"])
+        entry["selection"], entry["coding"] = sel_guid, cg
+        coding = etree.SubElement(sel, f"{P}Coding", guid=cg, creatingUser=user)
         _set_time(coding, k["created_at"])
-        etree.SubElement(coding, f"{P}CodeRef", targetGUID=code_guid(k["code_id"]))
-        if note is not None:
-            etree.SubElement(coding, f"{P}NoteRef", targetGUID=note.get("guid"))
-    elif note is not None:
-        etree.SubElement(sel, f"{P}NoteRef", targetGUID=note.get("guid"))
-    return sel, note
+        etree.SubElement(coding, f"{P}CodeRef", targetGUID=code_guids[k["code_id"]])
+        if k["memo"]:
+            ng = given.get(("coding_note", str(k["id"]))) or guid("coding-memo", *span_key,
+                                                                  k["code_id"])
+            entry["note"] = ng
+            notes.append(_note(P, ng, "coding memo", k["memo"], user, k["created_at"]))
+            etree.SubElement(coding, f"{P}NoteRef", targetGUID=ng)
+    return sel
 
 
-def _suggestion_selection(P, doc, g, machine_guid) -> etree._Element:
-    key = (doc["name"], doc["sha256"], g["position"], g["code_id"], MACHINE)
-    sel = etree.Element(f"{P}PlainTextSelection", guid=guid("selection", *key),
-                        name=_x(f"{doc['name']} #{g['position']}"),
-                        startPosition=str(g["start_char"]), endPosition=str(g["end_char"]),
-                        creatingUser=machine_guid)
-    _set_time(sel, g["created_at"])
-    info = {"suggestion": True, "code": g["code_id"], "score": g["score"], "rank": g["rank"],
-            "source": g["source"], "model_version": g["model_version"],
-            "codebook_version": g["codebook_version"], "threshold": g["threshold"]}
-    etree.SubElement(sel, f"{P}Description").text = coder_line(info)
-    coding = etree.SubElement(sel, f"{P}Coding", guid=guid("coding", *key),
-                              creatingUser=machine_guid)
-    _set_time(sel, g["created_at"])
-    etree.SubElement(coding, f"{P}CodeRef", targetGUID=code_guid(g["code_id"]))
+def _suggestion_selection(P, doc, start: int, end: int, rows, machine_guid: str,
+                          code_guids: dict[str, str]) -> etree._Element:
+    """The machine's suggestions on one segment: one selection by the user 'machine', one
+    Coding per suggested code (scores, ranks and model versions: the private file)."""
+    key = (doc["name"], doc["sha256"], start, end, MACHINE)
+    sel_guid = guid("selection", *key)
+    sel = etree.Element(f"{P}PlainTextSelection", guid=sel_guid,
+                        name=_x(f"{doc['name']} #{rows[0][0]['position']}"),
+                        startPosition=str(start), endPosition=str(end), creatingUser=machine_guid)
+    _set_time(sel, rows[0][0]["created_at"])
+    for g, entry in rows:
+        entry["selection"] = sel_guid
+        coding = etree.SubElement(sel, f"{P}Coding", guid=guid("coding", *key, g["code_id"]),
+                                  creatingUser=machine_guid)
+        _set_time(coding, g["created_at"])
+        etree.SubElement(coding, f"{P}CodeRef", targetGUID=code_guids[g["code_id"]])
     return sel

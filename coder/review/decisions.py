@@ -85,7 +85,7 @@ def _rows_of(study: Store, segment_id: int, coder_id: int) -> dict[str, dict[str
 
 
 def _resolve_code(book: Codebook, ref: str) -> str:
-    return book.resolve(ref).id
+    return book.codable(ref).id
 
 
 def existing_coder(study: Store, coder: str) -> int | None:

@@ -46,11 +46,12 @@ class Located:
 
 def document_id(study: Store, document: str | int) -> tuple[int, str, str]:
     """(id, name, text) of a document given by name or id."""
+    # an int is an id; a string is a name (a transcript may be called "12"), else an id
     row = None
-    if isinstance(document, int) or str(document).isdigit():
-        row = study.db.one("SELECT id, name, text FROM documents WHERE id=?", (int(document),))
-    if row is None:
+    if not isinstance(document, int):
         row = study.db.one("SELECT id, name, text FROM documents WHERE name=?", (str(document),))
+    if row is None and (isinstance(document, int) or str(document).isdigit()):
+        row = study.db.one("SELECT id, name, text FROM documents WHERE id=?", (int(document),))
     if row is None:
         names = [r[0] for r in study.db.query("SELECT name FROM documents ORDER BY name LIMIT 8")]
         raise UnknownReference(f"unknown document '{document}'",
@@ -113,7 +114,7 @@ def code_span(study: Store, coder: str, document: str | int, start: int, end: in
                                                         study.codebook().resolve(code).id))
         return found["id"]
     book = study.codebook()
-    code_id = book.resolve(code).id
+    code_id = book.codable(code).id
     cid = study.coder_id(coder)
     with study.db.transaction() as conn:
         changes: list[dict[str, Any]] = []
@@ -175,7 +176,7 @@ def recode(study: Store, coder: str, coding_id: int, code: str, *, memo: str | N
     """Give one of the coder's codings another code (same characters); returns the new row id.
     Recoding onto a code the span already has merges the two."""
     book = study.codebook()
-    code_id = book.resolve(code).id
+    code_id = book.codable(code).id
     with study.db.transaction() as conn:
         cid, row = _own_coding(study, coder, coding_id)
         if row["code_id"] is None:

@@ -1,36 +1,35 @@
 """REFI-QDA 1.0 XML as both directions need it: namespaces, GUIDs, safe parsing (no entities,
-no network), code trees, and coder's private line in Descriptions.
+no network), code trees, and -- read only -- the private line older coder exports wrote.
 
-What coder needs and REFI-QDA has no element for travels in one machine-readable line at the end
-of the element's ``Description``::
+Earlier coder exports put what REFI-QDA has no element for into one machine-readable line at the end
+of an element's ``Description``::
 
     coder: {"decision": "rejected", "coder": "alice", "code": "networking", ...}
 
-(the prefix ``coder: `` then one JSON object). Lines are written on codes (the code's id,
-include/exclude, items, examples, speakers), on text sources (unit, format, file hash, speakers
-and their participants), on selections (decision, coder, code, memo, reason, seconds, source,
-model version, suggestion score or, for machine suggestions, score/rank/source) and on notes
-(which segment or document a memo belongs to).
+Other tools showed that line as text, so coder no longer writes it: its exports keep such data in
+``coder/coder-data.json`` inside the .qdpx (`coder.exchange.private`). `split_description` still
+reads the line, so projects exported by older versions import as before.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from coder.errors import CodebookError, InputError
+from coder.store.codebook import EXCHANGE_NAMESPACE, exchange_guid
 
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 LINE_PREFIX = "coder: "
 MACHINE = "machine"
 DECISIONS = ("confirmed", "added", "rejected", "no_code", "auto")  # what a coding in a project may say
-NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://coder.invalid/refi-qda/1")
+NAMESPACE = EXCHANGE_NAMESPACE   # coder/store/codebook.py: the store recognises its GUIDs
+COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                      r"[0-9a-fA-F]{12}\}?$")
 
@@ -39,9 +38,7 @@ class RefiError(InputError):
     """A REFI-QDA file that cannot be read: not a zip, bad XML, dangling references, ..."""
 
 
-def guid(*parts: object) -> str:
-    """A stable GUID from study-stable keys (never from row ids or clocks)."""
-    return str(uuid.uuid5(NAMESPACE, "\x1f".join(str(p) for p in parts)))
+guid = exchange_guid   # a stable GUID from study-stable keys (never from row ids or clocks)
 
 
 def code_guid(code_id: str) -> str:
@@ -98,11 +95,17 @@ def _code_nodes(parent: etree._Element, ns: str, path: Path, where: str,
         if not code_guid_ or not name:
             raise CodebookError(f"{where}: <Code> at line {el.sourceline} has no "
                                 f"{'guid' if not code_guid_ else 'name'}", path=path)
-        if "/" in name:
-            warnings.append(f"code '{name}': '/' replaced by '-' ('/' separates levels in coder)")
-            name = name.replace("/", "-")
+        # a '/' stays in the name (a path writes it '\/'); the GUID is kept as written
         text, extra = split_description(el.findtext(f"{{{ns}}}Description"))
-        node: dict[str, Any] = {"name": name, "guid": code_guid_.strip("{}").lower()}
+        node: dict[str, Any] = {"name": name, "guid": code_guid_.strip()}
+        if (el.get("isCodable") or "").strip().lower() in ("false", "0"):
+            node["codable"] = False
+        color = (el.get("color") or "").strip()
+        if color:
+            if COLOR_RE.match(color):
+                node["color"] = color
+            else:
+                warnings.append(f"code '{name}': colour '{color}' is not '#RRGGBB'; not kept")
         if extra:
             for key in ("id", "description", "include", "exclude", "items", "examples",
                         "speakers"):
@@ -112,7 +115,7 @@ def _code_nodes(parent: etree._Element, ns: str, path: Path, where: str,
             if text:
                 node["description"] = text
         if not node.get("id"):
-            node["id"] = node["guid"]  # no better id: the GUID keeps it stable
+            node["id"] = guid_key(node["guid"])  # no better id: the GUID keeps it stable
         kids = _code_nodes(el, ns, path, where, warnings)
         if kids:
             node["codes"] = kids
@@ -120,8 +123,14 @@ def _code_nodes(parent: etree._Element, ns: str, path: Path, where: str,
     return nodes
 
 
+def guid_key(value: str) -> str:
+    """A GUID as references compare it: braces and case do not matter (NVivo writes
+    '{0A1B...}', others '0a1b...'); the stored GUID stays as written."""
+    return value.strip().strip("{}").lower()
+
+
 def _strip_guids(nodes: list[dict[str, Any]]) -> dict[str, str]:
-    """Remove the 'guid' keys (not a codebook key) and return guid -> code id."""
+    """Remove the 'guid' keys (not a codebook key) and return guid (as written) -> code id."""
     out: dict[str, str] = {}
     for n in nodes:
         out[n.pop("guid")] = n["id"]

@@ -9,16 +9,72 @@ import hashlib
 import io
 import json
 import re
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
 
-from coder.errors import UnknownReference
+from coder.errors import NotCodable, UnknownReference
 from coder.spreadsheet import neutralise_row
 
 CODE_KEYS = {"id", "name", "description", "include", "exclude", "examples", "items", "speakers",
-             "codes", "color", "leads_to"}
+             "codes", "color", "codable", "leads_to"}
+PATH_SEP = "/"  # between levels of a code path; a '/' inside a name is written '\\/'
+
+
+def escape_name(name: str) -> str:
+    """A code name as one level of a path: 'family/ carers' -> 'family\\/ carers' (names
+    may hold '/'; the path keeps '/' for its levels)."""
+    return name.replace("\\", "\\\\").replace("/", "\\/")
+
+
+def split_path(path: str) -> list[str]:
+    """The names of a code path's levels, escapes undone: 'A/b\\/c' -> ['A', 'b/c']."""
+    parts, cur, i = [], [], 0
+    while i < len(path):
+        ch = path[i]
+        if ch == "\\" and path[i + 1:i + 2] in ("\\", PATH_SEP):
+            cur.append(path[i + 1])
+            i += 2
+            continue
+        if ch == PATH_SEP:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def path_levels(path: str) -> list[str]:
+    """A code path cut at its separators, each level as written (escapes kept), so that
+    '/'.join(levels[:k]) is the path of an ancestor."""
+    levels, start, i = [], 0, 0
+    while i < len(path):
+        if path[i] == "\\" and path[i + 1:i + 2] in ("\\", PATH_SEP):
+            i += 2
+            continue
+        if path[i] == PATH_SEP:
+            levels.append(path[start:i])
+            start = i + 1
+        i += 1
+    levels.append(path[start:])
+    return levels
+
+
+def parent_path(path: str) -> str:
+    """The path above a code's ('' for a factor), as written (escapes kept)."""
+    cut, i = -1, 0
+    while i < len(path):
+        if path[i] == "\\" and path[i + 1:i + 2] in ("\\", PATH_SEP):
+            i += 2
+            continue
+        if path[i] == PATH_SEP:
+            cut = i
+        i += 1
+    return path[:cut] if cut >= 0 else ""
 
 
 @dataclass
@@ -37,6 +93,14 @@ class Code:
     speakers: list[str] = field(default_factory=list)
     # factors only: the ids of the factors this one leads to (arrows in `coder model-figure`)
     leads_to: list[str] = field(default_factory=list)
+    # '#RRGGBB' as the codebook or another tool gave it; None: coder picks one when it draws
+    color: str | None = None
+    # False: a category that only groups codes (REFI-QDA isCodable="false"); never decided,
+    # never suggested
+    codable: bool = True
+    # the GUID another tool gave the code, verbatim; carried to the study's exchange_guids so
+    # a re-export reuses it (not part of the codebook's content)
+    guid: str | None = None
 
     @property
     def text(self) -> str:
@@ -77,13 +141,24 @@ class Codebook:
         return [c for c in self.codes if c.id not in parents]
 
     def resolve(self, ref: str) -> Code:
-        """A code by id, by path ('Factor/Category') or by a name unique in the codebook."""
+        """A code by id, by path ('Factor/Category', a '/' inside a name written '\\/') or by
+        a name unique in the codebook."""
         ref = str(ref).strip()
         if ref in self._by_id:
             return self._by_id[ref]
         for c in self.codes:
             if c.path == ref or c.path.lower() == ref.lower():
                 return c
+        if "\\" in ref:   # an escaped path whose spacing differs: compare level by level
+            wanted = [" ".join(n.split()).lower() for n in split_path(ref)]
+            for c in self.codes:
+                if [n.lower() for n in split_path(c.path)] == wanted:
+                    return c
+        # a path typed without escapes ('Care/family/ carers'), when only one code reads so
+        plain = [c for c in self.codes if c.path != "/".join(split_path(c.path))
+                 and "/".join(split_path(c.path)).lower() == ref.lower()]
+        if len(plain) == 1:
+            return plain[0]
         named = [c for c in self.codes if c.name.lower() == ref.lower()]
         if len(named) == 1:
             return named[0]
@@ -93,6 +168,17 @@ class Codebook:
                 hint="use its path: " + " or ".join(c.path for c in named),
             )
         raise UnknownReference(f"unknown code '{ref}'", hint="see: coder codebook show STUDY")
+
+    def codable(self, ref: str) -> Code:
+        """A code that may be decided: `resolve`, refusing a category that only groups codes."""
+        code = self.resolve(ref)
+        if not code.codable:
+            below = [c.path for c in self.descendants(code.id) if c.codable][:3]
+            raise NotCodable(
+                f"code '{code.path}' is a category that only groups codes (not codable)",
+                hint=("code one of the codes below it: " + ", ".join(below)) if below else
+                     "mark it codable in the codebook (remove 'codable: false') to use it")
+        return code
 
     def match(self, pattern: str) -> list[Code]:
         """Codes selected by a path pattern such as 'Networking/*' (a code and its subtree)."""
@@ -111,6 +197,10 @@ class Codebook:
             for key in ("items", "examples", "speakers", "leads_to"):
                 if getattr(c, key):
                     d[key] = list(getattr(c, key))
+            if c.color:
+                d["color"] = c.color
+            if not c.codable:
+                d["codable"] = False
             kids = self.children(c.id)
             if kids:
                 d["codes"] = [node(k) for k in kids]
@@ -137,8 +227,11 @@ class Codebook:
         return buf.getvalue()
 
     def canonical_json(self) -> str:
-        # leads_to only where a code has it, so codebooks without it keep their old hash
-        codes = [{k: v for k, v in asdict(c).items() if k != "leads_to" or v}
+        # leads_to, color and codable only where they differ from the default, so codebooks
+        # without them keep their old hash; the GUID is where the code came from, not content
+        defaults = {"leads_to": [], "color": None, "codable": True}
+        codes = [{k: v for k, v in asdict(c).items()
+                  if k != "guid" and (k not in defaults or v != defaults[k])}
                  for c in self.codes]
         return json.dumps(codes, sort_keys=True, ensure_ascii=False)
 
@@ -152,9 +245,53 @@ def slugify(text: str) -> str:
     return s or "code"
 
 
+# REFI-QDA GUIDs coder gives its own things: uuid5 of study-stable keys (coder.sources.qdaxml)
+EXCHANGE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://coder.invalid/refi-qda/1")
+
+
+def exchange_guid(*parts: object) -> str:
+    """A stable GUID from study-stable keys (never from row ids or clocks)."""
+    return str(uuid.uuid5(EXCHANGE_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+def readable_description(code: Code) -> str:
+    """What another tool shows as a code's description: coder's fields as plain lines."""
+    parts = [code.description] if code.description else []
+    if code.include:
+        parts.append(f"Include: {code.include}")
+    if code.exclude:
+        parts.append(f"Exclude: {code.exclude}")
+    if code.items:
+        parts.append("Items: " + "; ".join(code.items))
+    if code.examples:
+        parts.append("Examples: " + " | ".join(code.examples))
+    return "\n".join(parts)
+
+
+def _recognise_exported(book: Codebook, previous: Codebook) -> None:
+    """A codebook coder exported (.qdc) and a tool gave back: its codes carry the GUIDs coder
+    gave the previous version's codes, so they get those ids again; where the description is
+    still the one coder wrote, the fields it summed up come back exactly."""
+    exported = {exchange_guid("code", p.id): p for p in previous.codes}
+    for c in book.codes:
+        prev = exported.get(c.id)
+        if prev is None:
+            continue
+        c.id = prev.id
+        if c.description == readable_description(prev) and not (c.include or c.exclude
+                                                                or c.items or c.examples):
+            c.description, c.include, c.exclude = prev.description, prev.include, prev.exclude
+            c.items, c.examples = list(prev.items), list(prev.examples)
+            c.speakers = c.speakers or list(prev.speakers)
+            c.leads_to = c.leads_to or list(prev.leads_to)
+
+
 def assign_ids(book: Codebook, previous: Codebook | None) -> Codebook:
-    """Give every code a stable id: its own, else the previous version's code with the same
-    path (or the same unique name: a moved code), else a new slug of its path."""
+    """Give every code a stable id: its own (or, for a GUID coder exported, the code it was
+    exported from), else the previous version's code with the same path (or the same unique
+    name: a moved code), else a new slug of its path."""
+    if previous:
+        _recognise_exported(book, previous)
     prev_by_path = {c.path.lower(): c.id for c in previous.codes} if previous else {}
     prev_names: dict[str, list[str]] = {}
     if previous:
@@ -168,7 +305,7 @@ def assign_ids(book: Codebook, previous: Codebook | None) -> Codebook:
             if not candidate and len(prev_names.get(c.name.lower(), [])) == 1:
                 candidate = prev_names[c.name.lower()][0]
             if not candidate or candidate in taken:
-                base = slugify(c.path.replace("/", "--"))
+                base = slugify("--".join(split_path(c.path)))
                 candidate, n = base, 2
                 while candidate in taken:
                     candidate, n = f"{base}-{n}", n + 1
@@ -176,8 +313,8 @@ def assign_ids(book: Codebook, previous: Codebook | None) -> Codebook:
             taken.add(c.id)
         mapping[c.path] = c.id
     for c in book.codes:
-        parent_path = c.path.rpartition("/")[0]
-        c.parent_id = mapping[parent_path] if parent_path else None
+        above = parent_path(c.path)
+        c.parent_id = mapping[above] if above else None
         # a reader gives a leads_to target by id, or by path where the target had no id yet
         c.leads_to = [ref if ref in taken or ref not in mapping else mapping[ref]
                       for ref in c.leads_to]
@@ -187,7 +324,8 @@ def assign_ids(book: Codebook, previous: Codebook | None) -> Codebook:
 
 # -- what changed between two versions ---------------------------------------------------------
 CHANGE_KINDS = ("added", "removed", "renamed", "moved", "edited")
-EDITABLE = ("description", "include", "exclude", "items", "examples", "speakers", "leads_to")
+EDITABLE = ("description", "include", "exclude", "items", "examples", "speakers", "leads_to",
+            "color", "codable")
 
 
 @dataclass(frozen=True)

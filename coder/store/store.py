@@ -103,7 +103,8 @@ class Store:
                     id=r["id"], name=r["name"], path=r["path"], parent_id=r["parent_id"],
                     depth=r["depth"], position=r["position"], description=r["description"],
                     include=r["include"], exclude=r["exclude"], items=json.loads(r["items"]),
-                    examples=json.loads(r["examples"]), speakers=json.loads(r["speakers"]))
+                    examples=json.loads(r["examples"]), speakers=json.loads(r["speakers"]),
+                    color=r["color"], codable=bool(r["codable"]))
                 for r in self.db.query(
                     "SELECT * FROM codes WHERE codebook_version=? ORDER BY position", (version,))
             ]
@@ -127,6 +128,10 @@ class Store:
         (and count again if a later version brings the id back); the version records them."""
         previous = self.codebook() if self.codebook_version else None
         book = codebook_mod.assign_ids(book, previous)
+        # another tool's GUIDs, verbatim, for the next export (a code's id outlives versions)
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO exchange_guids (kind, ref, guid) VALUES ('code', ?, ?)",
+            [(c.id, c.guid) for c in book.codes if c.guid])
         if previous is not None and previous.sha256 == book.sha256 and previous.name == book.name:
             return previous
         removed = codebook_mod.diff(previous, book).removed
@@ -152,12 +157,13 @@ class Store:
              json.dumps(dropped)))
         self.db.conn.executemany(
             "INSERT INTO codes (codebook_version, id, parent_id, path, name, depth, position,"
-            " description, include, exclude, items, examples, speakers)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " description, include, exclude, items, examples, speakers, color, codable)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(version, c.id, c.parent_id, c.path, c.name, c.depth, c.position, c.description,
               c.include, c.exclude, json.dumps(c.items, ensure_ascii=False),
               json.dumps(c.examples, ensure_ascii=False),
-              json.dumps(c.speakers, ensure_ascii=False)) for c in book.codes])
+              json.dumps(c.speakers, ensure_ascii=False), c.color, int(c.codable))
+             for c in book.codes])
         book.version = version
         self._codebooks[version] = book
         return book

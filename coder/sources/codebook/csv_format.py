@@ -8,7 +8,7 @@ from typing import Any
 from coder.errors import CodebookError
 from coder.sources.codebook.tree import from_dict
 from coder.spreadsheet import CsvReader, cell_text
-from coder.store.codebook import Codebook
+from coder.store.codebook import Codebook, escape_name, parent_path, split_path
 
 
 def load_csv(text: str, path: Path) -> Codebook:
@@ -19,7 +19,7 @@ def load_csv(text: str, path: Path) -> Codebook:
     if "path" not in fields and "name" not in fields:
         raise CodebookError("a CSV codebook needs a 'path' column ('Factor/Category')", path=path)
     allowed = {"id", "path", "name", "level", "description", "include", "exclude", "items",
-               "examples", "speakers", "color"}
+               "examples", "speakers", "color", "codable"}
     bad = [f for f in fields if f not in allowed]
     if bad:
         raise CodebookError(f"unknown column '{bad[0]}'", path=path,
@@ -30,8 +30,8 @@ def load_csv(text: str, path: Path) -> Codebook:
     def node_for(code_path: str) -> dict[str, Any]:
         if code_path in index:
             return index[code_path]
-        parent_path, _, name = code_path.rpartition("/")
-        siblings = node_for(parent_path).setdefault("codes", []) if parent_path else root["codes"]
+        above, name = parent_path(code_path), split_path(code_path)[-1]
+        siblings = node_for(above).setdefault("codes", []) if above else root["codes"]
         node: dict[str, Any] = {"name": name}
         siblings.append(node)
         index[code_path] = node
@@ -39,8 +39,10 @@ def load_csv(text: str, path: Path) -> Codebook:
 
     for lineno, row in enumerate(reader, 2):
         row = {(k or "").strip().lower(): cell_text(v) for k, v in row.items()}
-        code_path = "/".join(p.strip() for p in (row.get("path") or row.get("name") or "").split("/"))
-        if not code_path or any(not p for p in code_path.split("/")):
+        # a '/' inside a name is written '\/' in the path column
+        names = [p.strip() for p in split_path(row.get("path") or row.get("name") or "")]
+        code_path = "/".join(escape_name(n) for n in names)
+        if not code_path or any(not n for n in names):
             raise CodebookError("row without a code path", path=path, line=lineno)
         if code_path in index and index[code_path].get("_row"):
             raise CodebookError(f"duplicate code '{code_path}'", path=path, line=lineno)
@@ -48,7 +50,7 @@ def load_csv(text: str, path: Path) -> Codebook:
         node["_row"] = True
         if row.get("id"):
             node["id"] = row["id"]
-        for key in ("description", "include", "exclude"):
+        for key in ("description", "include", "exclude", "color", "codable"):
             if row.get(key):
                 node[key] = row[key]
         for key in ("items", "examples", "speakers"):

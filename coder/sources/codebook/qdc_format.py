@@ -1,7 +1,8 @@
 """REFI-QDA codebooks (``.qdc``, XML in ``urn:QDA-XML:codebook:1.0``) as a codebook source.
 
 coder's own code fields (id, include/exclude, items, examples, speakers) come back from the
-``coder:`` line of each Code's Description (see `coder.sources.qdaxml`)."""
+``coder:`` line of each Code's Description (see `coder.sources.qdaxml`); ``isCodable`` and
+``color`` from the Code's attributes; its GUID verbatim (``Code.guid``)."""
 
 from __future__ import annotations
 
@@ -31,5 +32,13 @@ def read_codebook(path: str | Path, *, warnings: list[str] | None = None) -> Cod
     if codes_el is None:
         raise CodebookError("<CodeBook> has no <Codes>", path=path)
     nodes = _code_nodes(codes_el, CODEBOOK_NS, path, "codebook", warnings)
-    _strip_guids(nodes)
-    return from_dict({"name": path.stem, "codes": nodes}, path)
+    guids = _strip_guids(nodes)
+    return with_guids(from_dict({"name": path.stem, "codes": nodes}, path), guids)
+
+
+def with_guids(book: Codebook, guids: dict[str, str]) -> Codebook:
+    """Give each code the GUID its tool wrote (verbatim, for the next export)."""
+    by_id = {code_id: g for g, code_id in guids.items()}
+    for code in book.codes:
+        code.guid = by_id.get(code.id)
+    return book

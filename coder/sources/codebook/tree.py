@@ -3,11 +3,14 @@ pre-order: every reader ends here, so every format gets the same rules and messa
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from coder.errors import CodebookError
-from coder.store.codebook import CODE_KEYS, Code, Codebook
+from coder.store.codebook import CODE_KEYS, Code, Codebook, escape_name
+
+COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 TOP_KEYS = {"name", "description", "codes", "version", "source"}
 
@@ -51,15 +54,13 @@ def from_dict(data: Any, path: Path) -> Codebook:
             if not isinstance(name, str) or not name.strip():
                 raise CodebookError(f"{here}: code without a name", path=path)
             name = " ".join(name.split())
-            if "/" in name:
-                raise CodebookError(f"{here}: code name '{name}' contains '/'", path=path,
-                                    hint="'/' separates levels in code paths")
             if name.lower() in siblings:
                 raise CodebookError(
                     f"duplicate code name '{name}' under '{parent.path if parent else 'top level'}'",
                     path=path, hint="sibling codes need different names")
             siblings.add(name.lower())
-            code_path = f"{parent.path}/{name}" if parent else name
+            # a '/' in a name is kept; in the path it is written '\/' ('/' separates levels)
+            code_path = f"{parent.path}/{escape_name(name)}" if parent else escape_name(name)
             code_id = str(node["id"]).strip() if node.get("id") is not None else ""
             if code_id and code_id in seen_ids:
                 raise CodebookError(f"{here}: duplicate code id '{code_id}'", path=path)
@@ -74,6 +75,8 @@ def from_dict(data: Any, path: Path) -> Codebook:
                 examples=_as_list(node.get("examples"), here + "/examples", path),
                 speakers=_as_list(node.get("speakers"), here + "/speakers", path),
                 leads_to=_as_list(node.get("leads_to"), here + "/leads_to", path),
+                color=_color(node.get("color"), here, path),
+                codable=_codable(node.get("codable", True), here, path),
             )
             if code.leads_to and parent is not None:
                 raise CodebookError(f"{here}: leads_to is for factors (top-level codes) only",
@@ -91,6 +94,24 @@ def from_dict(data: Any, path: Path) -> Codebook:
         raise CodebookError("the codebook has no 'name'", path=path)
     return Codebook(name=name.strip(), description=str(data.get("description") or "").strip(),
                     codes=codes)
+
+
+def _color(value: Any, where: str, path: Path) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not COLOR_RE.match(value.strip()):
+        raise CodebookError(f"{where}: color {value!r} is not '#RRGGBB'", path=path,
+                            hint="write a colour as a hex triple, e.g. '#1f77b4'")
+    return value.strip()
+
+
+def _codable(value: Any, where: str, path: Path) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+        return value.strip().lower() in ("true", "yes")
+    raise CodebookError(f"{where}: codable must be true or false, not {value!r}", path=path,
+                        hint="codable: false marks a category that only groups codes")
 
 
 def _resolve_leads_to(codes: list[Code], path: Path) -> None:
