@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from coder.store import Store
 
 KINDS = {"sheet": "review sheet", "codings": "codings CSV", "project": "REFI-QDA project",
-         "bulk": "bulk accept"}
+         "bulk": "bulk accept", "merge": "merged copies"}
 # what makes a decision a different decision (the rest is when, where from, how long)
 MEANING = ("segment_id", "coder_id", "code_id", "decision", "memo", "reason", "start_char",
            "end_char")
