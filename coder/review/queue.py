@@ -213,42 +213,78 @@ def queue_ids(study: Store, coder: str, *, order: str = "uncertain",
               blind: bool = False, seed: int = 0) -> list[int]:
     """The segment ids of :func:`queue`, in the same order, without building the items: what
     a face needs after every decision (the web page asks for the next card each time). Worked
-    out in SQL and pandas, so it stays fast at tens of thousands of segments; tests check it
-    against :func:`queue` for every order."""
-    import pandas as pd
-
+    out in SQL (in one query when every suggestion counts), so it stays fast at tens of
+    thousands of segments; tests check it against :func:`queue` for every order."""
     if order not in ORDERS:
         raise CoderError(f"unknown order '{order}'", hint="one of: " + ", ".join(ORDERS))
     book = study.codebook()
     wanted = code_filter(book, codes)
     cid = existing_coder(study, coder)
     study.check_documents(documents)
+    allowed = sorted(wanted) if wanted is not None else [c.id for c in book.codes]
+    conn = study.db.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _queue_codes (id TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM temp._queue_codes")
+    conn.executemany("INSERT OR IGNORE INTO temp._queue_codes VALUES (?)", [(c,) for c in allowed])
+    offered = {seg for seg, found in open_by_segment(study, cid).items()
+               if any(wanted is None or p.code_id in wanted for p in found)}
+    foreign = study.db.one("SELECT 1 FROM suggestions WHERE code_id NOT IN "
+                           "(SELECT id FROM temp._queue_codes) LIMIT 1")
+    if wanted is None and foreign is None:
+        out = _queue_ids_sql(study, cid, order, documents, offered)
+    else:
+        out = _queue_ids_frame(study, cid, order, documents, wanted, blind, offered)
+    if order == "random":
+        random.Random(seed).shuffle(out)
+    out.sort(key=lambda s: s not in offered)  # stable: search proposals first
+    return out
+
+
+def _queue_ids_sql(study: Store, cid: int | None, order: str, documents: list[str] | None,
+                   offered: set[int]) -> list[int]:
+    """Every suggestion counts, so a segment's two best are its ranks 1 and 2 (ranks follow the
+    scores, ties by rank, as queue() sorts them)."""
+    conn = study.db.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _queue_offered (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp._queue_offered")
+    conn.executemany("INSERT INTO temp._queue_offered VALUES (?)", [(s,) for s in offered])
+    where, params = [], [cid if cid is not None else -1]
+    if documents:
+        where.append("d.name IN (%s)" % ",".join("?" * len(documents)))
+        params += list(documents)
+    keys = {"uncertain": "g1.score IS NULL, COALESCE(g1.score - COALESCE(g2.score, 0.0), 0.0), ",
+            "score": "-COALESCE(g1.score, -1.0), "}.get(order, "")
+    sql = ("SELECT s.id FROM segments s JOIN documents d ON d.id = s.document_id "
+           "LEFT JOIN speakers sp ON sp.id = s.speaker_id "
+           "LEFT JOIN suggestions g1 ON g1.segment_id = s.id AND g1.rank = 1 "
+           "LEFT JOIN suggestions g2 ON g2.segment_id = s.id AND g2.rank = 2 "
+           "WHERE ((COALESCE(sp.role, 'participant') = 'participant' AND NOT EXISTS "
+           "(SELECT 1 FROM codings k WHERE k.segment_id = s.id AND k.coder_id = ?)) "
+           "OR s.id IN (SELECT id FROM temp._queue_offered))"
+           + "".join(" AND " + w for w in where)
+           + f" ORDER BY {keys}d.name, s.position")
+    return [r[0] for r in conn.execute(sql, params)]
+
+
+def _queue_ids_frame(study: Store, cid: int | None, order: str, documents: list[str] | None,
+                     wanted: set[str] | None, blind: bool, offered: set[int]) -> list[int]:
+    """With a code filter, or suggestions on codes the codebook no longer has: the two best
+    suggestions among the counted codes, in SQL, and the rest in pandas."""
+    import pandas as pd
+
     where, params = "", []
     if documents:
-        where = " WHERE v.document IN (%s)" % ",".join("?" * len(documents))
+        where = " WHERE v.name IN (%s)" % ",".join("?" * len(documents))
         params = list(documents)
     segs = pd.read_sql_query(
         "SELECT s.id AS segment_id, v.name AS document, s.position, "
         "COALESCE(sp.role, 'participant') AS role FROM segments s "
         "JOIN documents v ON v.id = s.document_id LEFT JOIN speakers sp ON sp.id = s.speaker_id"
-        + where.replace("v.document", "v.name"), study.db.conn, params=params)
-    allowed = sorted(wanted) if wanted is not None else [c.id for c in book.codes]
-    study.db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _queue_codes (id TEXT PRIMARY KEY)")
-    study.db.conn.execute("DELETE FROM temp._queue_codes")
-    study.db.conn.executemany("INSERT OR IGNORE INTO temp._queue_codes VALUES (?)",
-                              [(c,) for c in allowed])
-    foreign = study.db.one("SELECT 1 FROM suggestions WHERE code_id NOT IN "
-                           "(SELECT id FROM temp._queue_codes) LIMIT 1")
-    if foreign is None:
-        # every suggestion counts: a segment's two best are its ranks 1 and 2 (ranks follow
-        # the scores, ties by rank, as queue() sorts them)
-        top = pd.read_sql_query("SELECT segment_id, score, rank AS r FROM suggestions "
-                                "WHERE rank <= 2", study.db.conn)
-    else:
-        top = pd.read_sql_query(
-            "SELECT segment_id, score, r FROM (SELECT segment_id, score, ROW_NUMBER() OVER "
-            "(PARTITION BY segment_id ORDER BY score DESC, rank) AS r FROM suggestions "
-            "WHERE code_id IN (SELECT id FROM temp._queue_codes)) WHERE r <= 2", study.db.conn)
+        + where, study.db.conn, params=params)
+    top = pd.read_sql_query(
+        "SELECT segment_id, score, r FROM (SELECT segment_id, score, ROW_NUMBER() OVER "
+        "(PARTITION BY segment_id ORDER BY score DESC, rank) AS r FROM suggestions "
+        "WHERE code_id IN (SELECT id FROM temp._queue_codes)) WHERE r <= 2", study.db.conn)
     first = top[top.r == 1].set_index("segment_id")["score"]
     second = top[top.r == 2].set_index("segment_id")["score"]
     if cid is None:
@@ -260,15 +296,11 @@ def queue_ids(study: Store, coder: str, *, order: str = "uncertain",
         decided = {r[0] for r in study.db.query(
             "SELECT DISTINCT segment_id FROM codings WHERE coder_id=? AND (code_id IS NULL OR "
             "code_id IN (SELECT id FROM temp._queue_codes))", (cid,))}
-    offered = {seg for seg, found in open_by_segment(study, cid).items()
-               if any(wanted is None or p.code_id in wanted for p in found)}
     ids = segs["segment_id"]
     has = ids.isin(first.index)
-    proposed = ids.isin(offered)
-    keep = proposed | ((segs["role"] == "participant") & ~ids.isin(decided)
-                       & (has | (wanted is None) | blind))
+    keep = ids.isin(offered) | ((segs["role"] == "participant") & ~ids.isin(decided)
+                                & (has | (wanted is None) | blind))
     segs = segs[keep.to_numpy()].copy()
-    segs["proposed"] = segs["segment_id"].isin(offered)
     segs["top"] = segs["segment_id"].map(first)
     if order == "uncertain":
         segs["none"] = segs["top"].isna()
@@ -279,9 +311,4 @@ def queue_ids(study: Store, coder: str, *, order: str = "uncertain",
         segs = segs.sort_values(["key", "document", "position"], kind="stable")
     else:
         segs = segs.sort_values(["document", "position"], kind="stable")
-    out = segs["segment_id"].astype(int).tolist()
-    flags = dict(zip(segs["segment_id"].astype(int), segs["proposed"]))
-    if order == "random":
-        random.Random(seed).shuffle(out)
-    out.sort(key=lambda s: not flags[s])  # stable: search proposals first
-    return out
+    return segs["segment_id"].astype(int).tolist()
