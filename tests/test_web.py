@@ -209,6 +209,25 @@ def test_access_token_is_required_when_bound_beyond_loopback(study_file):
 
 
 # -- decisions ---------------------------------------------------------------------------------------
+def test_a_decision_that_moves_on_is_answered_with_the_next_card(study_file):
+    c = client(study_file)
+    h = {"X-CSRF-Token": csrf_of(c)}
+    ids = [c.get("/api/next?order=document").json()["segment_id"]]
+    r = c.post("/api/decide", headers=h, json={"segment_id": ids[0], "decision": "no_code",
+                                               "order": "document", "advance": 1})
+    assert r.status_code == 200 and r.json()["stored"] == 1
+    second = r.json()["segment_id"]
+    # the card that GET /api/next would give now, skipping what the page skipped
+    assert second != ids[0] and second == c.get("/api/next?order=document").json()["segment_id"]
+    third = c.get(f"/api/next?order=document&skip={second}").json()["segment_id"]
+    r = c.post("/api/decide", headers=h, json={"segment_id": second, "decision": "no_code",
+                                               "order": "document", "advance": 1,
+                                               "skip": str(second)})
+    assert r.json()["segment_id"] not in (ids[0], second)
+    assert r.json()["segment_id"] == c.get("/api/next?order=document").json()["segment_id"]
+    assert third not in (ids[0], second)
+
+
 def test_decisions_are_stored_through_coder_review(study_file):
     c = client(study_file)
     token = csrf_of(c)

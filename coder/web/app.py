@@ -413,6 +413,9 @@ class Web:
                 review.decide(study, coder, segment_id, entry.get("code_id") or None,
                               entry["decision"], memo=memo, seconds=seconds, source="web",
                               seen=seen)
+        if data.get("advance"):  # the page moves on: answer with the next card at once
+            skip = {int(x) for x in str(data.get("skip") or "").split(",") if x.isdigit()}
+            return self._state_json(study, coder, options, None, skip, stored=len(entries))
         return self._state_json(study, coder, options, segment_id, stored=len(entries))
 
     def _accept_part(self, study, coder, segment_id: int, entries: list[dict], span,

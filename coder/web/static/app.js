@@ -90,9 +90,11 @@
     }
     const selected = takePart();
     const part = (decision === "confirmed" || decision === "added") && !proposalId ? selected : null;
-    const data = await call("POST", "/api/decide", { segment_id: id, code_id: codeId, decision: decision, seconds: seconds, proposal_id: proposalId || undefined, span: part || undefined });
+    // moving on for sure (no code, next): the answer is the next card, one round trip
+    const onward = !single && advance === true;
+    const data = await call("POST", "/api/decide", { segment_id: id, code_id: codeId, decision: decision, seconds: seconds, proposal_id: proposalId || undefined, span: part || undefined, advance: onward ? 1 : undefined, skip: onward ? skipped.join(",") : undefined });
     say("Saved: " + decision + (codeId ? " " + codeId : ""));
-    if (!single && (advance === true || (advance === "auto" && !hasPending(data)))) {
+    if (!onward && !single && advance === "auto" && !hasPending(data)) {
       await next();
     } else {
       show(data);
