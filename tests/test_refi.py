@@ -355,7 +355,8 @@ def test_export_writes_users_codebook_cases_sources_selections(coded, tmp_path):
     # one selection per (span, user) with a Coding per code; Descriptions hold no coder line
     code_name = {c.get("guid"): n for n, c in codes.items()}
     sels = {}
-    for s in root.iterfind(".//q:PlainTextSelection", NS):
+    # the coded selections of the sources, not the places of memos inside Notes
+    for s in root.iterfind("q:Sources/q:TextSource/q:PlainTextSelection", NS):
         assert split_description(s.findtext("q:Description", namespaces=NS))[1] is None
         sels[(s.get("name"), by_user[s.get("creatingUser")])] = (s, [
             code_name[c.find("q:CodeRef", NS).get("targetGUID")] for c in s.findall("q:Coding", NS)])

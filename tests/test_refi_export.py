@@ -456,3 +456,39 @@ def test_a_category_and_a_short_colour_in_a_qdc(tmp_path):
     child = care.find(f"{ns}Code")
     assert (child.get("name"), child.get("isCodable"), child.get("color")) == \
         ("Interaction with family/ carers", "true", "#AA00CC")
+
+
+def test_a_segment_memo_says_where_it_is_as_qualcoder_annotations_do(study, tmp_path):
+    """QualCoder turns a Note into an annotation only when the Note holds a PlainTextSelection
+    of the source that refers to it (refi.py, insert_annotation; checked by running its
+    importer on coder's export); it keeps one annotation per (source, span, owner)."""
+    anna = _seg(study, 2)
+    decisions.memo(study, "alice", anna, "A second thought on the same segment")
+    root, _ = _export(study, tmp_path / "s.qdpx")
+    _validate(root, "Project.xsd")
+    seg = study.db.one("SELECT start_char, end_char FROM segments WHERE id=?", (anna,))
+    placed = {}
+    for note in root.iterfind("q:Notes/q:Note", NS):
+        sel = note.find("q:PlainTextSelection", NS)
+        if sel is not None:
+            placed[note.findtext("q:PlainTextContent", namespaces=NS)] = (
+                int(sel.get("startPosition")), int(sel.get("endPosition")))
+    # the first of alice's memos on the segment carries it; the second would be a duplicate
+    # annotation there, the document memo has no place
+    assert placed == {"Segment thought": (seg["start_char"], seg["end_char"])}
+    # coder reads its own project back from its private file: both memos, once each
+    back = Study.import_project(tmp_path / "b.db", tmp_path / "s.qdpx")
+    texts = sorted(r["text"] for r in back.db.query("SELECT text FROM memos"))
+    assert texts == ["A second thought on the same segment", "About the interview",
+                     "Segment thought"]
+
+
+def test_two_codes_of_one_name_are_warned_about(tmp_path):
+    book = tmp_path / "book.yaml"
+    book.write_text("name: B\ncodes:\n  - id: a\n    name: Internal\n    codes:\n"
+                    "      - id: a1\n        name: Finance\n  - id: b\n    name: External\n"
+                    "    codes:\n      - id: b1\n        name: Finance\n", encoding="utf-8")
+    s = Study.create(tmp_path / "s.db", codebook=book)
+    report = export_project(s, tmp_path / "s.qdpx")
+    assert any("codes with the same name (Internal/Finance; External/Finance)" in w
+               for w in report.warnings)

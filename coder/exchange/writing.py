@@ -167,6 +167,14 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
     if include_suggestions:
         user_guid.setdefault(MACHINE, guid("user", MACHINE))
     code_guids = {c.id: given.get(("code", c.id)) or code_guid(c.id) for c in book.codes}
+    by_name: dict[str, list[str]] = {}
+    for c in book.codes:
+        by_name.setdefault(c.name.casefold(), []).append(c.path)
+    for paths in by_name.values():
+        if len(paths) > 1:  # QualCoder keeps one code per name (code_name.name is unique)
+            warnings.append("codes with the same name (" + "; ".join(paths) + "): QualCoder "
+                            "keeps only one of them and leaves the other's codings without a "
+                            "code; rename one before opening the project there")
 
     root = etree.Element(f"{P}Project", nsmap={None: PROJECT_NS}, name=_x(study.path.stem),
                          origin=f"coder {__version__}")
@@ -226,7 +234,8 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
         "ORDER BY d.name, s.position, g.rank"
     ) if include_suggestions else []
     memos = db.query(
-        "SELECT m.*, c.name AS coder, s.position, COALESCE(m.document_id, s.document_id) AS doc "
+        "SELECT m.*, c.name AS coder, s.position, s.start_char AS seg_start, "
+        "s.end_char AS seg_end, COALESCE(m.document_id, s.document_id) AS doc "
         "FROM memos m LEFT JOIN coders c ON c.id = m.coder_id "
         "LEFT JOIN segments s ON s.id = m.segment_id "
         "LEFT JOIN documents d ON d.id = COALESCE(m.document_id, s.document_id) "
@@ -270,6 +279,7 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
     notes: list[etree._Element] = []
     note_refs: dict[int | None, list[str]] = {}
     private_memos: list[dict[str, Any]] = []
+    placed: set[tuple] = set()
     for m in memos:
         if m["coder"] is not None and m["coder"] not in user_guid:
             continue  # a memo by a coder who is not exported
@@ -277,8 +287,19 @@ def export_project(study, path: str | Path, *, coders: Iterable[str] | None = No
         doc_name = doc["name"] if doc else None
         g = given.get(("note", str(m["id"]))) or guid(
             "memo", doc_name, m["position"], m["coder"], m["created_at"], text_hash(m["text"]))
-        notes.append(_note(P, g, "memo", m["text"], user_guid.get(m["coder"] or ""),
-                           m["created_at"]))
+        note = _note(P, g, "memo", m["text"], user_guid.get(m["coder"] or ""), m["created_at"])
+        # a segment memo says where it is, as QualCoder's own annotations do (a Note holding a
+        # PlainTextSelection of the source that refers to it); QualCoder keeps one annotation
+        # per (source, span, coder), so a second memo of one coder on one segment goes without
+        place = (m["doc"], m["seg_start"], m["seg_end"], m["coder"])
+        if m["position"] is not None and place not in placed:
+            placed.add(place)
+            where = etree.SubElement(note, f"{P}PlainTextSelection", guid=guid("memo-place", g),
+                                     startPosition=str(m["seg_start"]),
+                                     endPosition=str(m["seg_end"]))
+            if user_guid.get(m["coder"] or ""):
+                where.set("creatingUser", user_guid[m["coder"]])
+        notes.append(note)
         note_refs.setdefault(m["doc"], []).append(g)
         private_memos.append({"note": g, "source": doc_guid.get(m["doc"]),
                               "segment": m["position"],
