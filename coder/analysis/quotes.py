@@ -313,18 +313,7 @@ def to_docx(frame: pd.DataFrame, path: str | Path) -> Path:
 
 
 def format_for(path: str | Path | None, fmt: str | None) -> str:
-    if fmt:
-        if fmt not in FORMATS:
-            raise CoderError(f"unknown format '{fmt}'", hint="use " + ", ".join(FORMATS))
-        return fmt
-    if path is None:
-        return "table"
-    suffix = Path(path).suffix.lower()
-    if suffix not in EXTENSIONS:
-        raise CoderError(f"unknown format '{suffix or Path(path).name}' for {path}",
-                         hint="give --format (" + ", ".join(FORMATS) + ") or use one of "
-                         + ", ".join(sorted(EXTENSIONS)))
-    return EXTENSIONS[suffix]
+    return freq_tables.format_for(path, fmt, formats=FORMATS, extensions=EXTENSIONS)
 
 
 def render(frame: pd.DataFrame, fmt: str) -> str:

@@ -450,20 +450,22 @@ def render(df: pd.DataFrame, fmt: str, *, quotes: pd.DataFrame | None = None,
     raise CoderError(f"unknown format '{fmt}'", hint="use " + ", ".join(FORMATS))
 
 
-def format_for(path: str | Path | None, fmt: str | None) -> str:
-    """The format asked for, else the one the output file's extension names."""
+def format_for(path: str | Path | None, fmt: str | None, *, formats=FORMATS,
+               extensions=EXTENSIONS) -> str:
+    """The format asked for, else the one the output file's extension names (of ``formats``
+    and ``extensions``: a table's by default; `coder quotes` has its own)."""
     if fmt:
-        if fmt not in FORMATS:
-            raise CoderError(f"unknown format '{fmt}'", hint="use " + ", ".join(FORMATS))
+        if fmt not in formats:
+            raise CoderError(f"unknown format '{fmt}'", hint="use " + ", ".join(formats))
         return fmt
     if path is None:
         return "table"
     suffix = Path(path).suffix.lower()
-    if suffix not in EXTENSIONS:
+    if suffix not in extensions:
         raise CoderError(f"unknown format '{suffix or Path(path).name}' for {path}",
-                         hint="give --format (" + ", ".join(FORMATS) + ") or use one of "
-                         + ", ".join(sorted(EXTENSIONS)))
-    return EXTENSIONS[suffix]
+                         hint="give --format (" + ", ".join(formats) + ") or use one of "
+                         + ", ".join(sorted(extensions)))
+    return extensions[suffix]
 
 
 def check_output(path: str | Path) -> Path:
