@@ -39,6 +39,15 @@ Embeddings come from ``embedder`` (anything with ``encode(list[str]) -> (n, d) f
 by default coder's bundled all-MiniLM-L6-v2, loaded offline.
 
 The evaluation is ``evaluation/bench_nhs.py``.
+
+What moved into coder's ``CodeSuggester`` (issue 18): the character n-grams (default on,
+``char_features``; built per distinct word by ``coder.machine.model.CharNgrams``, far cheaper
+than scikit-learn's analyzer) and the day-one code vector blended from the code's own words
+and its examples (``prototype_weight``); class-balanced weights, per-code Platt scaling, cuts
+shrunk towards a shared one and the codebook-similarity columns as options, off by default
+because cross-validation on the train splits did not support them (NHS) or they hurt (AnnoMI
+client talk). The liblinear fit per code, 5 folds and the uncapped character vocabulary stay
+here: they cost most of this prototype's 14x longer fit.
 """
 
 from __future__ import annotations

@@ -87,6 +87,18 @@ def _pieces(code: Code) -> list[str]:
     return [p.strip() for p in parts if p and p.strip()]
 
 
+def piece_kinds(codes: list[Code]) -> np.ndarray:
+    """For each piece of ``code_vectors``, in its order: 0 for the code's own words (name,
+    description, include), 1 for its items and examples."""
+    kinds = []
+    for code in codes:
+        for part, kind in ((code.name, 0), (code.description, 0), (code.include, 0),
+                           *((t, 1) for t in (*code.items, *code.examples))):
+            if part and part.strip():
+                kinds.append(kind)
+    return np.asarray(kinds, dtype=np.int8)
+
+
 def _has_text(code: Code) -> bool:
     return bool(code.description or code.include or code.items or code.examples)
 
@@ -113,7 +125,8 @@ def codebook_model(study: Store, codes: list[Code], embedder: Embedder,
     protos, pieces, owner = code_vectors(study, codes, embedder)
     return CodeSuggester(**params).fit(
         np.zeros((0, protos.shape[1])), np.zeros((0, len(codes))), code_ids=[c.id for c in codes],
-        code_vectors=protos, piece_vectors=pieces, piece_code=owner)
+        code_vectors=protos, piece_vectors=pieces, piece_code=owner,
+        piece_kind=piece_kinds(codes))
 
 
 def eligibility(codes: list[Code], segments: pd.DataFrame) -> np.ndarray:
@@ -559,7 +572,8 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
     protos, pieces, owner = code_vectors(study, codes, embedder)
     model = CodeSuggester(seed=seed, **params)
     model.fit(X, Y_rows, code_ids=[c.id for c in codes], code_vectors=protos,
-              piece_vectors=pieces, piece_code=owner, mask=mask, groups=groups, **kwargs)
+              piece_vectors=pieces, piece_code=owner, piece_kind=piece_kinds(codes), mask=mask,
+              groups=groups, **kwargs)
     per_code = []
     for entry, code in zip(model.metrics_, codes):
         per_code.append({"code": code.path, "code_id": code.id, **{

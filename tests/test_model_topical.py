@@ -1,0 +1,222 @@
+"""CodeSuggester's topical parts: class-balanced fits, Platt scaling, thresholds shrunk towards a
+shared cut, codebook-similarity columns, character n-grams; all stored as plain arrays."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from coder.machine.embed import HashingEmbedder
+from coder.machine.model import CodeSuggester, _best_threshold, _fit_logistic, _linear
+from tests.test_model import TOPICS, corpus
+
+ALL_ON = {"class_weight": "balanced", "calibrate": True, "threshold_shrink": 20.0,
+          "codebook_features": 1.0, "char_features": 500, "min_df": 1}
+
+
+@pytest.fixture
+def emb():
+    return HashingEmbedder(dim=128)
+
+
+def fit(emb, Y=None, texts=None, **params):
+    texts_, Y_ = corpus()
+    texts = texts if texts is not None else texts_
+    Y = Y if Y is not None else Y_
+    X = emb.encode(texts)
+    model = CodeSuggester(**params).fit(
+        X, Y, code_ids=list(TOPICS), code_vectors=emb.encode(list(TOPICS.values())),
+        texts=texts, groups=np.arange(len(texts)) // 10)
+    return model, X, texts
+
+
+def through_bytes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """As the study stores them: dtype string, shape and raw bytes, nothing else."""
+    stored = {k: (a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes())
+              for k, a in arrays.items()}
+    return {k: np.frombuffer(b, dtype=np.dtype(d)).reshape(s) for k, (d, s, b) in stored.items()}
+
+
+def test_new_parameters_are_hyperparameters_only():
+    model = CodeSuggester(**ALL_ON)
+    assert {k: model.get_params()[k] for k in ALL_ON} == ALL_ON
+    assert not [k for k in vars(model) if k.endswith("_")]
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_balanced_solver_matches_scikit_learn_class_weight_balanced():
+    rng = np.random.default_rng(3)
+    Xd = rng.normal(size=(300, 5))
+    Xs = sp.random(300, 20, density=0.1, random_state=3, format="csr")
+    full = np.hstack([Xs.toarray(), Xd])
+    Y = np.zeros((300, 2), np.int8)
+    Y[:, 0] = full @ rng.normal(size=25) > 3.0      # a rare code
+    Y[:, 1] = full @ rng.normal(size=25) > 0
+    W, b = _fit_logistic(Xs, Xd, Y, C=0.5, tol=1e-12, balanced=True)
+    for c in range(2):
+        ref = LogisticRegression(C=0.5, class_weight="balanced", tol=1e-10,
+                                 max_iter=5000).fit(full, Y[:, c])
+        np.testing.assert_allclose(W[:, c], ref.coef_[0], atol=2e-3)
+        assert b[c] == pytest.approx(ref.intercept_[0], abs=2e-3)
+    assert Y[:, 0].mean() < 0.2
+    # balanced: the rare code's raw probabilities are inflated compared with the plain fit
+    plain_W, plain_b = _fit_logistic(Xs, Xd, Y, C=0.5, tol=1e-12)
+    assert (_linear(Xs, Xd, W, b)[:, 0].mean() > _linear(Xs, Xd, plain_W, plain_b)[:, 0].mean())
+
+
+def test_platt_scaling_turns_balanced_scores_back_into_probabilities(emb):
+    _, Y = corpus()
+    raw, X, texts = fit(emb, class_weight="balanced", calibrate=False)
+    calibrated, _, _ = fit(emb, class_weight="balanced", calibrate=True)
+    np.testing.assert_array_equal(raw.platt_, np.tile([1.0, 0.0], (3, 1)))
+    assert not np.allclose(calibrated.platt_, raw.platt_)
+    # the mean calibrated score is near the share of positives (1/3 per code)
+    assert abs(calibrated.predict_proba(X, texts=texts).mean() - Y.mean()) < 0.1
+
+
+def test_shrunk_threshold_sits_between_a_codes_own_cut_and_the_shared_one(emb):
+    model = CodeSuggester(threshold_shrink=4.0)
+    model.thresholds_ = np.full(2, 0.5)
+    y_common = np.r_[np.ones(40), np.zeros(60)].astype(np.int8)
+    y_rare = np.r_[np.ones(4), np.zeros(96)].astype(np.int8)
+    rng = np.random.default_rng(0)
+    scores = np.c_[np.where(y_common == 1, 0.7, 0.3) + rng.normal(0, 0.05, 100),
+                   np.where(y_rare == 1, 0.2, 0.02) + rng.normal(0, 0.01, 100)]
+    Y = np.c_[y_common, y_rare]
+    rows = np.ones(100, bool)
+    got = model._thresholds(scores, Y, rows)
+    own = _best_threshold(scores[:, 1], y_rare == 1)[0]
+    shared = _best_threshold(scores.T.ravel(), Y.T.ravel() == 1)[0]
+    assert got[1] == pytest.approx((4 * own + 4.0 * shared) / (4 + 4.0))
+    model.threshold_shrink = 0.0
+    np.testing.assert_allclose(model._thresholds(scores, Y, rows)[1], own)
+
+
+def test_a_rare_code_whose_out_of_fold_scores_separate_is_still_suggested(emb):
+    """Five positives of 'markets' among 45 segments: with balanced weights and the shrunk cut
+    its threshold stays below its own segments' scores, so it is not 'never'."""
+    texts, Y = corpus()
+    keep = np.r_[np.flatnonzero(Y[:, 2] == 0), np.flatnonzero(Y[:, 2] == 1)[:5]]
+    texts, Y = [texts[i] for i in keep], Y[keep]
+    model, X, _ = fit(emb, Y=Y, texts=texts, min_positives=3, **ALL_ON)
+    assert model.clf_index_[2] >= 0 and model.n_positives_[2] == 5
+    assert model.thresholds_[2] < 1.0
+    oof = model.out_of_fold()
+    rare = Y[:, 2] == 1
+    assert roc_auc_score(rare, oof["oof_score"][:, 2]) > 0.95  # they separate
+    decided = oof["oof_score"] >= oof["oof_threshold"][oof["oof_fold"]]
+    assert decided[rare, 2].mean() >= 0.8
+    assert model.predict(X, texts=texts)[rare, 2].all()
+    assert model.metrics_[2]["cv_recall"] >= 0.8
+
+
+def test_codebook_columns_compare_with_the_codebook_text_only(emb):
+    model, X, texts = fit(emb, codebook_features=1.0, char_features=0)
+    assert model.n_book_pieces_ == 3 and len(model.pieces_) == 6  # + one centroid per code
+    cols = model._codebook_columns(X)
+    np.testing.assert_allclose(cols, X @ model.pieces_[:3].T, rtol=1e-5)
+    Xs, Xd = model._design(None, X, None, None)
+    assert Xd.shape[1] == X.shape[1] + 3
+    # words of the segment and of the previous turn, the embedding, one column per code
+    assert model.coef_.shape[1] == 2 * len(model.vocabulary_) + X.shape[1] + 3
+
+
+def test_character_ngrams_are_capped_and_kept_as_arrays(emb):
+    model, X, texts = fit(emb, char_features=50, min_df=1)
+    assert len(model.char_vocabulary_) == 50 and model.char_vocabulary_.dtype.kind == "U"
+    assert model.char_idf_.shape == (50,)
+    n_words = len(model.vocabulary_)
+    # words of the segment and of the previous turn, characters, the embedding
+    assert model.coef_.shape[1] == 2 * n_words + 50 + X.shape[1]
+
+
+def test_round_trip_through_bytes_gives_identical_predictions(emb):
+    model, X, texts = fit(emb, **ALL_ON)
+    arrays = model.to_arrays()
+    assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
+    again = CodeSuggester.from_arrays(through_bytes(arrays))
+    assert again.get_params() == model.get_params()
+    np.testing.assert_array_equal(again.predict_proba(X, texts=texts),
+                                  model.predict_proba(X, texts=texts))
+    np.testing.assert_array_equal(again.predict(X, texts=texts), model.predict(X, texts=texts))
+    meta = json.loads(arrays["meta"].tobytes())
+    assert meta["params"]["class_weight"] == "balanced" and meta["n_book_pieces"] == 3
+
+
+def test_models_stored_before_these_parts_load_with_the_same_scores(emb):
+    """Arrays without platt/char_* and params without the new keys: the old model exactly."""
+    model, X, texts = fit(emb, class_weight=None, calibrate=False, threshold_shrink=0.0,
+                          codebook_features=0.0, char_features=0)
+    arrays = model.to_arrays()
+    for name in ("platt", "char_vocabulary", "char_idf"):
+        del arrays[name]
+    meta = json.loads(arrays["meta"].tobytes())
+    for name in ("class_weight", "calibrate", "threshold_shrink", "codebook_features",
+                 "char_features"):
+        del meta["params"][name]
+    del meta["n_book_pieces"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    old = CodeSuggester.from_arrays(through_bytes(arrays))
+    np.testing.assert_array_equal(old.predict_proba(X, texts=texts),
+                                  model.predict_proba(X, texts=texts))
+
+
+def test_deterministic_with_a_seed(emb):
+    a, X, texts = fit(emb, seed=3, **ALL_ON)
+    b, _, _ = fit(emb, seed=3, **ALL_ON)
+    np.testing.assert_array_equal(a.predict_proba(X, texts=texts), b.predict_proba(X, texts=texts))
+    np.testing.assert_array_equal(a.thresholds_, b.thresholds_)
+    np.testing.assert_array_equal(a.out_of_fold()["oof_threshold"],
+                                  b.out_of_fold()["oof_threshold"])
+
+
+def test_day_one_prototype_blends_the_codes_own_words_with_its_examples(emb):
+    words = emb.encode(["finance money", "language words", "markets export"])
+    examples = emb.encode(["bank loans", "grants capital", "english tongue"])
+    pieces = np.vstack([words, examples])
+    owner = np.array([0, 1, 2, 0, 0, 1])
+    kind = np.array([0, 0, 0, 1, 1, 1])
+    mean_all = np.vstack([pieces[owner == c].mean(axis=0) for c in range(3)])
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    day_one = {w: CodeSuggester(prototype_weight=w).fit(
+        np.zeros((0, 128)), np.zeros((0, 3)), code_ids=list(TOPICS), code_vectors=unit(mean_all),
+        piece_vectors=pieces, piece_code=owner, piece_kind=kind) for w in (1.0, 0.6, None)}
+    np.testing.assert_allclose(day_one[1.0].prototypes_[0], unit(words[0]), rtol=1e-5)
+    blend = unit(0.6 * unit(words[0]) + 0.4 * unit(examples[:2].mean(axis=0)))
+    np.testing.assert_allclose(day_one[0.6].prototypes_[0], blend, rtol=1e-5)
+    np.testing.assert_allclose(day_one[None].prototypes_, unit(mean_all), rtol=1e-5)
+    # a code with no examples keeps its own words whatever the weight
+    np.testing.assert_allclose(day_one[0.6].prototypes_[2], unit(words[2]), rtol=1e-5)
+    assert len(day_one[0.6].pieces_) == 6  # every piece still counts on its own (best piece)
+
+
+def test_character_ngrams_match_scikit_learns_char_wb():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from coder.machine.model import CharNgrams
+
+    texts, _ = corpus()
+    texts = [*texts, "A an  I", "Mm-hmm. Yeah!", "naïve café, naïve"]
+    ref = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2,
+                          dtype=np.float32)
+    ours = CharNgrams(min_df=2)
+    A, B = ref.fit_transform(texts[::2]), ours.fit_transform(texts[::2])
+    assert ours.terms_.tolist() == ref.get_feature_names_out().tolist()
+    np.testing.assert_allclose(ours.idf_, ref.idf_, rtol=1e-6)
+    np.testing.assert_allclose(B.toarray(), A.toarray(), atol=1e-6)
+    np.testing.assert_allclose(ours.transform(texts[1::2]).toarray(),
+                               ref.transform(texts[1::2]).toarray(), atol=1e-6)
+    capped = CharNgrams(min_df=1, max_features=40)
+    capped.fit_transform(texts)
+    counts = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), use_idf=False, norm=None)
+    total = np.asarray(counts.fit_transform(texts).sum(axis=0)).ravel()
+    assert len(capped.terms_) == 40
+    assert min(total[counts.vocabulary_[t]] for t in capped.terms_) >= np.sort(total)[-40]
