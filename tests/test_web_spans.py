@@ -301,6 +301,23 @@ def test_script_in_a_highlight_stays_escaped(study_file):
     assert c.get("/codes.css").headers["content-type"].startswith("text/css")
 
 
+def test_segment_memos_show_in_the_transcript_escaped_and_blind_aware(study_file):
+    seg = turn(study_file, "p99", 2)
+    with Study(study_file) as s:
+        review.memo(s, "alice", seg["id"], "alice thinks <b>this</b> matters")
+        review.memo(s, "bob", seg["id"], "bob's note")
+    html = client(study_file).get("/transcripts/p99").text
+    assert ('<ul class="memos"><li><span class="coder">alice</span> <em class="memo">alice '
+            'thinks &lt;b&gt;this&lt;/b&gt; matters</em></li><li><span class="coder">bob</span> '
+            '<em class="memo">bob&#39;s note</em></li></ul>') in html
+    # and in the layout transcript.js redraws from, so a change does not drop them
+    memos = [x["memos"] for x in page_data(html)["layout"]["segments"] if x["id"] == seg["id"]]
+    assert memos == [[{"coder": "alice", "text": "alice thinks <b>this</b> matters"},
+                      {"coder": "bob", "text": "bob's note"}]]
+    blind = client(study_file, blind=True).get("/transcripts/p99").text
+    assert "alice thinks" in blind and "bob&#39;s note" not in blind
+
+
 def test_colours_come_from_the_codebook_or_the_palette():
     book = SimpleNamespace(codes=[SimpleNamespace(id="a", color="#12ab34"),
                                   SimpleNamespace(id="b", color="red; } body { x: y"),

@@ -122,6 +122,16 @@ def view(study, document: str | int, coder: str | None, *, blind: bool = False,
         if (blind and r["coder"] != coder) or (want_coder and r["coder"] != want_coder):
             continue
         by_seg.setdefault(r["segment_id"], []).append(dict(r))
+    # memos on segments (a coder's notes; blind: only the coder's own)
+    notes: dict[int, list[dict]] = {}
+    for r in study.db.query(
+            "SELECT m.segment_id, c.name AS coder, m.text FROM memos m LEFT JOIN coders c ON "
+            "c.id = m.coder_id JOIN segments s ON s.id = m.segment_id WHERE s.document_id=? "
+            "ORDER BY m.created_at, m.id", (doc_id,)):
+        if (blind and r["coder"] != coder) or (want_coder and r["coder"] != want_coder):
+            continue
+        notes.setdefault(r["segment_id"], []).append({"coder": r["coder"] or "",
+                                                      "text": r["text"]})
     segs = study.db.query(
         "SELECT segment_id, position, speaker, role, start_char, end_char FROM segment_view "
         "WHERE document_id=? ORDER BY start_char, position", (doc_id,))
@@ -140,7 +150,8 @@ def view(study, document: str | int, coder: str | None, *, blind: bool = False,
                         "speaker": s["speaker"] or "", "role": s["role"], "start": a, "end": b,
                         "gap_start": min(previous, a), "pieces": pieces(text, a, b, over),
                         "stripes": sorted(over, key=lambda m: (m.lane, m.start, m.id)),
-                        "decisions": by_seg.get(s["segment_id"], [])})
+                        "decisions": by_seg.get(s["segment_id"], []),
+                        "memos": notes.get(s["segment_id"], [])})
         previous = b
     recent: list[str] = []
     if coder:
@@ -172,7 +183,8 @@ def layout(shown: dict[str, Any]) -> dict[str, Any]:
             "stripes": [m.id for m in s["stripes"]],
             "decisions": [{"coder": k["coder"], "decision": k["decision"], "memo": k["memo"] or "",
                            "label": (k["path"] or k["code_id"]) if k["code_id"] else "no code"}
-                          for k in s["decisions"]]})
+                          for k in s["decisions"]],
+            "memos": s["memos"]})
     return {"segments": segments, "marks": shown["marks"]}
 
 

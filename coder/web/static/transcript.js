@@ -110,6 +110,17 @@
       });
       parts.push(ul);
     }
+    if (s.memos && s.memos.length) {   // segment memos: notes, not codings
+      const ul = el("ul", "memos");
+      s.memos.forEach(function (n) {
+        const item = el("li");
+        item.appendChild(el("span", "coder", n.coder));
+        item.appendChild(document.createTextNode(" "));
+        item.appendChild(el("em", "memo", n.text));
+        ul.appendChild(item);
+      });
+      parts.push(ul);
+    }
     tail.replaceChildren.apply(tail, parts);
   }
   function redraw(layout, done) {
