@@ -109,14 +109,15 @@
   // -- accepting with part of the segment selected codes only that part (a span) -------------
   let lastPart = null;
   function codePoints(t) { let n = 0; for (const _ of t) n += 1; return n; }
-  document.addEventListener("selectionchange", function () {
+  // the selected part of the segment as [start, end) in the document, null for none or all of
+  // it, undefined when the selection is elsewhere (the picker or memo has focus)
+  function selectedPart() {
     const box = document.querySelector("#segment-text .seg-text");
     const sel = window.getSelection();
-    if (!box || !sel || !sel.rangeCount) return;
+    if (!box || !sel || !sel.rangeCount) return undefined;
     const r = sel.getRangeAt(0);
-    if (!cardBox.contains(r.commonAncestorContainer)) return;  // the picker or memo has focus
-    lastPart = null;
-    if (sel.isCollapsed || !r.intersectsNode(box)) return;
+    if (!cardBox.contains(r.commonAncestorContainer)) return undefined;
+    if (sel.isCollapsed || !r.intersectsNode(box)) return null;
     const whole = document.createRange();
     whole.selectNodeContents(box);
     const part = r.cloneRange();
@@ -126,11 +127,16 @@
     before.setEnd(part.startContainer, part.startOffset);
     const start = Number(box.dataset.start) + codePoints(before.toString());
     const length = codePoints(part.toString());
-    if (length > 0 && length < codePoints(box.textContent)) lastPart = [start, start + length];
+    return length > 0 && length < codePoints(box.textContent) ? [start, start + length] : null;
+  }
+  document.addEventListener("selectionchange", function () {
+    const p = selectedPart();
+    if (p !== undefined) lastPart = p;
   });
   let heldPart = null;   // a button press may clear the selection before its click
-  cardBox.addEventListener("mousedown", function (ev) { if (ev.target.closest("button")) heldPart = lastPart; }, true);
-  function takePart() { const p = heldPart || lastPart; lastPart = heldPart = null; return p; }
+  cardBox.addEventListener("mousedown", function (ev) { if (ev.target.closest("button")) heldPart = selectedPart() || lastPart; }, true);
+  // read the selection as it is now (a key may come before the selectionchange event)
+  function takePart() { const p = heldPart || selectedPart() || lastPart; lastPart = heldPart = null; return p; }
 
   async function undo() {
     const data = await call("POST", "/api/undo", {});
