@@ -288,7 +288,7 @@ def machine_marks(study: Store, units: list[int]
     out-of-fold score at or above a threshold chosen without its fold, at most as many codes
     as a suggestion holds); any other segment by its current suggestions at or above their
     threshold (0.5 where none is stored)."""
-    from coder.machine.suggest import out_of_fold
+    from coder.machine.stored import out_of_fold
 
     if study.db.one("SELECT 1 FROM suggestions LIMIT 1") is None:
         raise NothingToDo("the study has no suggestions for --machine to compare",
