@@ -250,7 +250,7 @@ def main() -> None:
                       "ms. Web decision + next card: "
                       + (f"p50 {1000 * statistics.median(web):.0f} ms, p95 "
                          f"{1000 * pct(web, 0.95):.0f} ms" if web else "not measured")
-                      + f". freq warm {freq_warm:.2f} s."]
+                      + f". freq warm {freq_warm:.2f} s.", ""]
             from bench_suggest import write_results
 
             heading = "## A multi-site study end to end" + (" (every text distinct)"
