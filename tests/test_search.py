@@ -24,6 +24,7 @@ from coder.sources.search import search
 from coder.study import Study
 from coder.web.app import create_app
 from tests.cli_helpers import run
+from tests.test_web_browser import browser  # noqa: F401  (the chromium fixture: fails in CI when missing)
 
 DATA = Path(__file__).parent / "data"
 BASE = "http://127.0.0.1:8765"
@@ -416,15 +417,10 @@ def test_terminal_review_offers_a_proposal_first_and_a_confirms_its_span(study_f
 
 # -- in a real browser ---------------------------------------------------------------------------
 @pytest.mark.browser
-def test_browser_keys_decide_search_proposals(study_file):
+def test_browser_keys_decide_search_proposals(study_file, browser):  # noqa: F811
     """The review page in chromium: the first search proposal is highlighted, a accepts it (its
     exact span is coded), r rejects the next; the Search page marks hits."""
     import sys
-
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip(f"{chromium} is not installed")
-    from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(Path(__file__).parent))
     from web_helpers import running
@@ -432,10 +428,9 @@ def test_browser_keys_decide_search_proposals(study_file):
     with Study(study_file) as s:
         proposals.propose(s, "fatigue", code="bar-finance", coder="alice")
         first, second = proposals.proposals(s, "alice")
-    with running(create_app(study_file, coder="alice")) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
+    with running(create_app(study_file, coder="alice")) as url:
+        context = browser.new_context()
+        page = context.new_page()
         page.set_default_timeout(10_000)
         page.goto(url + "/review")
         row = page.locator("li.suggestion.highlight")
@@ -449,7 +444,7 @@ def test_browser_keys_decide_search_proposals(study_file):
         page.locator("#flash", has_text="rejected").wait_for()   # (the page's CSP: no eval)
         page.goto(url + "/search?q=" + "caf%C3%A9")
         assert page.locator("#hits mark").all_inner_texts() == ["café", "Café"]
-        browser.close()
+        context.close()
     with Study(study_file) as s:
         rows = {(r["decision"], r["start_char"], r["end_char"], r["source"])
                 for r in s.db.query("SELECT * FROM codings")}
