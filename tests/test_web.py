@@ -447,3 +447,16 @@ def test_serve_refuses_a_bad_coder_name_and_a_file_that_is_not_a_study(study_fil
     r = CliRunner().invoke(cli, ["serve", str(notes)])
     assert r.exit_code == 1
     assert r.output == f"Error: {notes} is not a coder study (not an SQLite file)\n"
+
+
+def test_the_review_picker_offers_only_codable_codes(tmp_path):
+    book = tmp_path / "book.yaml"
+    book.write_text("name: B\ncodes:\n  - id: care\n    name: Care\n    codable: false\n"
+                    "    codes:\n      - id: trust\n        name: Trust\n", encoding="utf-8")
+    (tmp_path / "p.txt").write_text("ANA: I trust them.\n", encoding="utf-8")
+    with Study.create(tmp_path / "s.db", codebook=book) as s:
+        s.import_transcripts([tmp_path / "p.txt"])
+    page = client(tmp_path / "s.db").get("/review").text
+    offered = json.loads(re.search(r'<script type="application/json" id="codebook-data">(.*?)'
+                                   r'</script>', page, re.S).group(1))
+    assert [c["id"] for c in offered] == ["trust"]

@@ -354,7 +354,9 @@ class Web:
         segment = request.query_params.get("segment")
         item, prog = self._state(study, coder, options, int(segment) if segment else None)
         book = study.codebook()
-        codes = [{"id": c.id, "path": c.path, "name": c.name} for c in book.codes]
+        # the picker offers only codes a segment can carry (not a non-codable category)
+        codes = [{"id": c.id, "path": c.path, "name": c.name} for c in book.codes
+                 if getattr(c, "codable", True)]
         back = f"/transcripts/{quote(item['document'])}#seg-{item['segment_id']}" if (
             segment and item) else None
         return self.render(request, "review.html", card=Markup(self._card(
