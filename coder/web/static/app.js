@@ -20,8 +20,6 @@
   const skipped = [];
   let highlight = 0;
   let shownAt = performance.now();
-  let picked = [];
-  let pickIndex = 0;
 
   function options() {
     const o = { blind: root.dataset.blind, order: root.dataset.order };
@@ -156,40 +154,20 @@
     pickerInput.focus();
   }
   function closePicker() { picker.hidden = true; pickerInput.blur(); }
-  function filterCodes() {
-    const words = pickerInput.value.toLowerCase().split(/\s+/).filter(Boolean);
-    picked = codes.filter(function (c) {
-      const hay = (c.path + " " + c.id).toLowerCase();
-      return words.every(function (w) { return hay.includes(w); });
-    }).slice(0, 12);
-    pickIndex = 0;
-    pickerList.textContent = "";
-    picked.forEach(function (c, i) {
-      const li = document.createElement("li");
-      li.textContent = c.path;           // textContent: code names are never parsed as HTML
-      li.dataset.codeId = c.id;
-      if (i === pickIndex) li.classList.add("highlight");
-      li.addEventListener("mousedown", function (ev) { ev.preventDefault(); pickIndex = i; choose(); });
-      pickerList.appendChild(li);
-    });
-  }
-  function movePick(step) {
-    if (!picked.length) return;
-    pickIndex = (pickIndex + step + picked.length) % picked.length;
-    Array.from(pickerList.children).forEach(function (li, i) { li.classList.toggle("highlight", i === pickIndex); });
-  }
+  const pick = window.CoderPicker(pickerInput, pickerList, {
+    codes: function () { return codes; }, limit: 12, onChoose: function () { run(choose); } });
+  const filterCodes = pick.filter;
   async function choose() {
-    const code = picked[pickIndex];
+    const code = pick.current();
     closePicker();
     if (!code) return;
     const suggested = rows().some(function (li) { return li.dataset.codeId === code.id; });
     await decide(code.id, suggested ? "confirmed" : "added", false, "");  // "": not a search row
   }
-  pickerInput.addEventListener("input", filterCodes);
   pickerInput.addEventListener("keydown", function (ev) {
     if (ev.key === "Escape") { ev.preventDefault(); closePicker(); }
-    else if (ev.key === "ArrowDown") { ev.preventDefault(); movePick(1); }
-    else if (ev.key === "ArrowUp") { ev.preventDefault(); movePick(-1); }
+    else if (ev.key === "ArrowDown") { ev.preventDefault(); pick.move(1); }
+    else if (ev.key === "ArrowUp") { ev.preventDefault(); pick.move(-1); }
     else if (ev.key === "Enter") { ev.preventDefault(); run(choose); }
     ev.stopPropagation();
   });

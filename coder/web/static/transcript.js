@@ -24,8 +24,6 @@
   let recent = data.recent.slice();
   let pending = null;   // the passage being coded: {start, end, text, range, selectedAt}
   let recoding = null;  // the coding being re-coded, when the picker is open for that
-  let picked = [];
-  let pickIndex = 0;
   let navTimer = null;
 
   function clock() { return performance.timeOrigin + performance.now(); }
@@ -235,43 +233,18 @@
     recoding = null;
     showPending(null);
   }
-  function filterCodes() {
-    const words = pickerInput.value.toLowerCase().split(/\s+/).filter(Boolean);
-    const hit = function (c) {
-      const hay = (c.path + " " + c.id).toLowerCase();
-      return words.every(function (w) { return hay.includes(w); });
-    };
-    const first = recent.map(function (id) { return byId[id]; }).filter(Boolean);
-    const rest = data.codes.filter(function (c) { return recent.indexOf(c.id) < 0; });
-    picked = first.concat(rest).filter(hit).slice(0, 14);
-    pickIndex = 0;
-    pickerList.textContent = "";
-    picked.forEach(function (c, i) {
-      const li = document.createElement("li");
-      const sw = document.createElement("span");
-      sw.className = "swatch k" + c.k;
-      li.appendChild(sw);
-      li.appendChild(document.createTextNode(c.path));   // text, never HTML
-      if (recent.indexOf(c.id) >= 0) li.classList.add("recent");
-      li.dataset.codeId = c.id;
-      if (i === pickIndex) li.classList.add("highlight");
-      li.addEventListener("mousedown", function (ev) { ev.preventDefault(); pickIndex = i; choose(); });
-      pickerList.appendChild(li);
-    });
-    if (!picked.length) {
-      const li = document.createElement("li");
-      li.className = "muted";
-      li.textContent = "no code matches";
-      pickerList.appendChild(li);
-    }
-  }
-  function movePick(step) {
-    if (!picked.length) return;
-    pickIndex = (pickIndex + step + picked.length) % picked.length;
-    Array.from(pickerList.children).forEach(function (li, i) { li.classList.toggle("highlight", i === pickIndex); });
-  }
+  // this coder's recent codes first, then the codebook's order
+  const pick = window.CoderPicker(pickerInput, pickerList, {
+    codes: function () {
+      const first = recent.map(function (id) { return byId[id]; }).filter(Boolean);
+      return first.concat(data.codes.filter(function (c) { return recent.indexOf(c.id) < 0; }));
+    },
+    limit: 14, swatch: true, empty: "no code matches",
+    recent: function (id) { return recent.indexOf(id) >= 0; },
+    onChoose: function () { choose(); } });
+  const filterCodes = pick.filter;
   async function choose() {
-    const code = picked[pickIndex];
+    const code = pick.current();
     if (!code) return;
     const chosenAt = clock();
     const span = pending;
@@ -304,12 +277,11 @@
       say("Not saved: " + err.message);
     }
   }
-  pickerInput.addEventListener("input", filterCodes);
   pickerInput.addEventListener("keydown", function (ev) {
     ev.stopPropagation();
     if (ev.key === "Escape") { ev.preventDefault(); closePicker(); region.focus(); }
-    else if (ev.key === "ArrowDown") { ev.preventDefault(); movePick(1); }
-    else if (ev.key === "ArrowUp") { ev.preventDefault(); movePick(-1); }
+    else if (ev.key === "ArrowDown") { ev.preventDefault(); pick.move(1); }
+    else if (ev.key === "ArrowUp") { ev.preventDefault(); pick.move(-1); }
     else if (ev.key === "Enter") { ev.preventDefault(); choose(); }
   });
   pickerInput.addEventListener("blur", function () {
