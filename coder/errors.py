@@ -72,3 +72,8 @@ class NothingToDo(CoderError):
 class ConsensusIncomplete(CoderError):
     """A consensus coder that does not yet stand for every segment its coders decided (open
     disagreements, or decisions they made after it was built): counting it would mislead."""
+
+
+class SignInRefused(CoderError):
+    """A sign-in to a served study with an unknown name or a wrong password (which of the two
+    is never said), or a password that does not meet the rules."""

@@ -2,8 +2,10 @@
 
 Builds the demo study with `coder demo` in a temporary folder, starts the real `coder serve` on
 a free loopback port, and for --seconds runs --coders simulated coders (threads speaking plain
-HTTP, standard library only) through the review page's JSON API: each chooses its name on
-/start, takes the CSRF token from the page, then fetches a segment (/api/next, or /api/segment
+HTTP, standard library only) through the review page's JSON API: each signs in (`coder users
+add` made them users with a one-time password; the first sign-in replaces it with their own, as
+a person would; --no-signin: the old page without users, where each chooses a name on /start),
+takes the CSRF token from the page, then fetches a segment (/api/next, or /api/segment
 once its queue is empty) and decides it as fast as the server answers: accept or reject a
 suggestion, both at once, add a code, or "no code", with an occasional /api/undo. Meanwhile
 other processes run `coder status` every 2 s, `coder codes import` of a small fresh codings CSV
@@ -12,11 +14,14 @@ in a loop, and `coder train` twice.
 Every coder keeps the state its decisions should leave (replaying the library's rules for
 no_code, unchanged decisions and undo). After the server stops, a fresh process opens the study
 with sqlite3 and checks that each coder's acknowledged decisions, and every import that said
-"Imported", are there, and that `PRAGMA integrity_check` is ok. Prints a Markdown table:
-decisions/s, p50/p95 of /api/decide, HTTP errors by status, lost decisions and imports.
+"Imported", are there, and that `PRAGMA integrity_check` is ok; a coding stored under one
+coder that another coder made is counted as misattributed. Prints a Markdown table:
+decisions/s, p50/p95 of /api/decide, HTTP errors by status, lost and misattributed decisions,
+lost imports.
 Exits 1 if anything was lost, is unexpected or corrupt, or a request or command failed.
 
     .venv/bin/python evaluation/bench_served.py [--seconds 60] [--coders 8] [--dir .] [--keep]
+                                                [--no-signin]
 """
 
 from __future__ import annotations
@@ -100,6 +105,19 @@ def start_server(path: Path, log: Path) -> tuple[subprocess.Popen, int]:
             raise SystemExit(f"coder serve did not start:\n{log.read_text()[-2000:]}")
         time.sleep(0.05)
     return proc, found[0]
+
+
+def add_users(study: Path, names: list[str]) -> dict[str, str]:
+    """`coder users add STUDY NAME` for each simulated coder: their one-time passwords."""
+    out = {}
+    for name in names:
+        done = subprocess.run([str(CODER), "users", "add", str(study), name], env=ENV,
+                              capture_output=True, text=True)
+        m = re.search(r"one-time password: (\S+)", done.stdout)
+        if done.returncode or not m:
+            raise SystemExit(f"coder users add failed:\n{done.stdout}{done.stderr}")
+        out[name] = m.group(1)
+    return out
 
 
 def stop_server(proc: subprocess.Popen) -> int | None:
@@ -230,19 +248,45 @@ def fail(run: CoderRun, what: str, status: int | str, text: str) -> None:
         run.error_texts.append(f"{run.name} {what}: {status} {text[:300]}")
 
 
+def sign_in(run: CoderRun, web: Session, password: str) -> str | None:
+    """Sign in with the one-time password and choose one's own; the session's CSRF token."""
+    _, _, page, _ = web.request("GET", "/signin")
+    csrf = CSRF.search(page).group(1)
+    status, headers, text, _ = web.request("POST", "/signin", {
+        "name": run.name, "password": password, "csrf": csrf}, form=True, csrf=csrf)
+    if status != 303 or "coder_session" not in web.cookies:
+        fail(run, "POST /signin", status, text)
+        return None
+    _, _, page, _ = web.request("GET", "/password")
+    csrf = CSRF.search(page).group(1)
+    own = f"{run.name}'s own password"
+    status, _, text, _ = web.request("POST", "/password", {
+        "current": password, "new": own, "repeat": own, "csrf": csrf}, form=True, csrf=csrf)
+    if status != 303:
+        fail(run, "POST /password", status, text)
+        return None
+    _, _, page, _ = web.request("GET", "/start")
+    return CSRF.search(page).group(1)
+
+
 def simulate(run: CoderRun, port: int, deadline: float, codes: list[str], segments: list[int],
-             seed: int, think: float) -> None:
+             seed: int, think: float, password: str | None = None) -> None:
     """Decide segments as `run.name` until the deadline, recording latencies and acks."""
     rng = random.Random(seed)
     order = ORDERS[seed % len(ORDERS)]
     web = Session(port)
-    status, _, page, _ = web.request("GET", "/start")
-    csrf = CSRF.search(page).group(1)
-    status, _, text, _ = web.request("POST", "/start", {"name": run.name, "csrf": csrf},
-                                     form=True, csrf=csrf)
-    if status != 303 or web.cookies.get("coder_name") != run.name:
-        fail(run, "POST /start", status, text)
-        return
+    if password is not None:
+        csrf = sign_in(run, web, password)
+        if csrf is None:
+            return
+    else:
+        status, _, page, _ = web.request("GET", "/start")
+        csrf = CSRF.search(page).group(1)
+        status, _, text, _ = web.request("POST", "/start", {"name": run.name, "csrf": csrf},
+                                         form=True, csrf=csrf)
+        if status != 303 or web.cookies.get("coder_name") != run.name:
+            fail(run, "POST /start", status, text)
+            return
     exhausted, can_undo = False, True
     while time.monotonic() < deadline:
         segment = None
@@ -307,8 +351,9 @@ def simulate(run: CoderRun, port: int, deadline: float, codes: list[str], segmen
             can_undo = False
             if segment is not None:
                 run.uncertain.add(segment)
+            cookies = web.cookies   # the same browser: its name or its session cookie
             web = Session(port)
-            web.cookies["coder_name"] = run.name
+            web.cookies.update(cookies)
 
 
 # -- the other processes ---------------------------------------------------------------------
@@ -387,18 +432,24 @@ def verify(study: Path, expected_file: Path) -> dict:
     have: dict[str, dict[tuple[int, str], str]] = {}
     for name, seg, code, decision, _, _, _ in rows:
         have.setdefault(name, {})[(seg, code)] = decision
-    lost, unexpected = 0, 0
+    lost, unexpected, misattributed = 0, 0, 0
+    expects = {name: {(s, c): d for s, c, d in info["rows"]}
+               for name, info in want["coders"].items()}
     for name, info in want["coders"].items():
         skip = set(info["uncertain"])
         mine = {k: d for k, d in have.get(name, {}).items() if k[0] not in skip}
-        expect = {(s, c): d for s, c, d in info["rows"] if s not in skip}
+        expect = {k: d for k, d in expects[name].items() if k[0] not in skip}
         lost += sum(1 for k, d in expect.items() if mine.get(k) != d)
-        unexpected += sum(1 for k in mine if k not in expect)
+        strays = [(k, d) for k, d in mine.items() if k not in expect]
+        unexpected += len(strays)
+        misattributed += sum(1 for k, d in strays if any(
+            e.get(k) == d for other, e in expects.items() if other != name))
     stored = {(doc, pos, code, decision, memo) for name, _, code, decision, memo, doc, pos
               in rows if name == IMPORTER}
     lost_imports = sum(1 for batch in want["imports"]
                        if any(tuple(r) not in stored for r in batch))
-    return {"lost": lost, "unexpected": unexpected, "lost_imports": lost_imports,
+    return {"lost": lost, "unexpected": unexpected, "misattributed": misattributed,
+            "lost_imports": lost_imports,
             "integrity": "; ".join(r[0] for r in integrity)}
 
 
@@ -428,6 +479,8 @@ def main() -> int:
     parser.add_argument("--think", type=float, default=0.0,
                         help="mean seconds a coder pauses before each decision (0: flat out)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--no-signin", dest="signin", action="store_false",
+                        help="the page without users: each coder chooses a name on /start")
     parser.add_argument("--verify", nargs=2, type=Path, metavar=("STUDY", "EXPECTED"),
                         help=argparse.SUPPRESS)  # the fresh process of the final check
     args = parser.parse_args()
@@ -446,16 +499,19 @@ def main() -> int:
         keys = [(doc, pos, code) for _, doc, pos in segments for code in codes]
         random.Random(1).shuffle(keys)
 
-        server, port = start_server(study, work / "server.log")
-        print(f"coder serve on 127.0.0.1:{port}; {args.coders} coders for {args.seconds:.0f} s")
         runs = [CoderRun(f"sim{i + 1}") for i in range(args.coders)]
+        passwords = add_users(study, [r.name for r in runs]) if args.signin else {}
+        server, port = start_server(study, work / "server.log")
+        print(f"coder serve on 127.0.0.1:{port}; {args.coders} coders for {args.seconds:.0f} s"
+              + (", each signed in" if args.signin else ", no sign-in"))
         log: list[Command] = []
         imported: list[list[list]] = []
         start = time.monotonic()
         deadline = start + args.seconds
         seg_ids = [s for s, _, _ in segments]
         threads = [threading.Thread(target=simulate, args=(r, port, deadline, codes, seg_ids,
-                                                           i, args.think))
+                                                           i, args.think,
+                                                           passwords.get(r.name)))
                    for i, r in enumerate(runs)]
         threads += [threading.Thread(target=status_loop, args=(study, deadline, log)),
                     threading.Thread(target=import_loop, args=(study, work, deadline, keys,
@@ -490,7 +546,8 @@ def main() -> int:
         uncertain = sum(len(r.uncertain) for r in runs)
         failed = [c for c in log if c.returncode]
         cells = [
-            ("simulated coders", f"{args.coders} for {elapsed:.1f} s"),
+            ("simulated coders", f"{args.coders} for {elapsed:.1f} s"
+                                 + (", each signed in" if args.signin else ", no sign-in")),
             ("decisions acknowledged", f"{decisions} ({len(decide_ms)} requests, "
                                        f"{sum(r.undos for r in runs)} undos)"),
             ("decisions/s", f"{decisions / elapsed:.1f}"),
@@ -505,6 +562,7 @@ def main() -> int:
             ("coder train", commands_cell(log, "train")),
             ("lost decisions", str(check["lost"])),
             ("unexpected codings", str(check["unexpected"])),
+            ("misattributed (another coder's decision)", str(check["misattributed"])),
             ("segments not checked (after an error)", str(uncertain)),
             ("lost imports", f"{check['lost_imports']} of {len(imported)}"),
             ("integrity_check", check["integrity"]),
@@ -521,7 +579,8 @@ def main() -> int:
         tail = (work / "server.log").read_text(encoding="utf-8", errors="replace").strip()
         if tail:
             print("server stderr (last lines):\n" + "\n".join(tail.splitlines()[-15:]))
-        bad = (check["lost"] or check["unexpected"] or check["lost_imports"] or mismatches
+        bad = (check["lost"] or check["unexpected"] or check["misattributed"]
+               or check["lost_imports"] or mismatches
                or errors or failed or check["integrity"] != "ok")
         return 1 if bad else 0
     finally:

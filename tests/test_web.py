@@ -1,4 +1,4 @@
-"""The web page (`coder serve`) over a real study file: escaping, CSRF, host and token checks,
+"""The web page (`coder serve`) over a real study file: escaping, CSRF and host checks,
 and decisions stored through coder.review (the same code as `coder review`)."""
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def test_memos_code_names_and_coder_names_are_escaped(tmp_path):
     assert "</script><img" not in pages[1] and "\\u003cimg src=x" in pages[1]
 
 
-# -- CSRF, methods, host, token --------------------------------------------------------------------
+# -- CSRF, methods, host --------------------------------------------------------------------
 def test_post_without_or_with_a_wrong_csrf_token_is_refused(study_file):
     c = client(study_file)
     sid = card_segment(c.get("/review").text)
@@ -187,25 +187,6 @@ def test_foreign_host_header_is_refused_on_loopback(study_file):
     assert r.status_code == 400 and "Host" in r.text
     for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765"):
         assert c.get("/review", headers={"Host": host}).status_code == 200, host
-
-
-def test_access_token_is_required_when_bound_beyond_loopback(study_file):
-    app = create_app(study_file, token="s3cret-token", local_only=False)
-    c = TestClient(app, base_url="http://192.168.1.20:8765")
-    c.cookies.set("coder_name", "alice")
-    r = c.get("/review", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/token"
-    assert c.get("/api/next").status_code == 403
-    page = c.get("/token").text
-    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    r = c.post("/token", data={"token": "guess", "csrf": token})
-    assert r.status_code == 403 and "not the token" in r.text
-    r = c.post("/token", data={"token": "s3cret-token"})
-    assert r.status_code == 403  # CSRF applies to the token form too
-    r = c.post("/token", data={"token": "s3cret-token", "csrf": token}, follow_redirects=False)
-    assert r.status_code == 303
-    assert c.get("/review").status_code == 200
-    assert c.get("/api/next").status_code == 200
 
 
 # -- decisions ---------------------------------------------------------------------------------------
@@ -412,25 +393,6 @@ def test_serve_prints_the_address_serves_and_stops_on_ctrl_c(study_file):
         out, _ = proc.communicate(timeout=20)
     assert "Stopped; every decision made is saved." in out
     assert proc.returncode == 0
-
-
-def test_serve_beyond_loopback_prints_an_access_token(study_file):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from coder.cli import main; main()", "serve", str(study_file),
-         "--port", "0", "--host", "0.0.0.0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        line = proc.stdout.readline()
-        port = re.search(r"http://0\.0\.0\.0:(\d+)/", line).group(1)
-        token = re.match(r"Access token \(the page asks for it\): (\S+)", proc.stdout.readline())
-        assert token, "no token printed"
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/next", timeout=10)
-        assert err.value.code == 403
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
 
 
 def test_xss_text_constant_is_what_the_study_holds(study_file):

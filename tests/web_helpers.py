@@ -77,11 +77,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(app, host: str = "127.0.0.1"):
-    """Serve ``app`` with uvicorn in a background thread on a free port; yields the base URL."""
+def running(app, host: str = "127.0.0.1", **ssl):
+    """Serve ``app`` with uvicorn in a background thread on a free port; yields the base URL
+    (``ssl_certfile``/``ssl_keyfile``: over HTTPS)."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                           access_log=False))
+                                           access_log=False, **ssl))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -90,7 +91,7 @@ def running(app, host: str = "127.0.0.1"):
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://{host}:{port}"
+        yield f"{'https' if ssl else 'http'}://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -12,11 +12,12 @@ import sys
 
 import click
 
-from coder.cli import agree, analysis, core, exchange, freq, review, serve, suggest, teams
+from coder.cli import agree, analysis, core, exchange, freq, review, serve, suggest, teams, users
 from coder.cli import search as search_cli
 from coder.errors import CoderError
 
-MODULES = [core, suggest, review, agree, freq, analysis, exchange, serve, search_cli, teams]
+MODULES = [core, suggest, review, agree, freq, analysis, exchange, serve, search_cli, teams,
+           users]
 
 
 # commands in which people make decisions one at a time (each saved as it is made)

@@ -532,4 +532,33 @@ END;
 CREATE INDEX suggestions_by_rank ON suggestions(segment_id, rank, score);
 """,
     ),
+    (
+        "0012_users",
+        """
+-- Coders who sign in to a served study (coder/store/users.py). A coder without a row here can
+-- still code from the CLI or an unserved page; the row only says how the page knows them.
+CREATE TABLE users (
+    coder_id INTEGER PRIMARY KEY REFERENCES coders(id),
+    role TEXT NOT NULL DEFAULT 'coder' CHECK (role IN ('coder', 'lead')),
+    password_hash TEXT NOT NULL,          -- scrypt$N$r$p$salt$key (base64); never the password
+    one_time INTEGER NOT NULL DEFAULT 1,  -- 1: the printed password, to be replaced at sign-in
+    created_at TEXT NOT NULL,
+    password_set_at TEXT NOT NULL,
+    last_signin_at TEXT
+);
+
+-- Sign-in sessions: the cookie's SHA-256, never the cookie itself, so a copy of the study
+-- file does not sign anyone in.
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    coder_id INTEGER NOT NULL REFERENCES users(coder_id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    ended_at TEXT,
+    client TEXT
+);
+CREATE INDEX sessions_by_coder ON sessions(coder_id);
+""",
+    ),
 ]

@@ -9,7 +9,14 @@ Safety, because a browser is a shared place:
 * every state-changing request is a POST carrying the CSRF token (an HMAC of a per-server
   secret); anything else is refused with 403;
 * bound to 127.0.0.1 by default, requests whose ``Host`` is not a loopback name are refused
-  (DNS rebinding); bound elsewhere, an access token printed at start-up is required;
+  (DNS rebinding); a study with users (`coder users add`) asks everyone to sign in, on any
+  address, and every decision is the signed-in coder's (the name comes from the session,
+  never from the request); bound beyond loopback it must have users;
+* sign-in: scrypt-hashed passwords (`coder.store.users`), failed sign-ins rate-limited per
+  client and per name, session cookies HttpOnly, SameSite=Strict and Secure over TLS, the
+  CSRF token bound to the session; a lead's pages (Team, Reconcile) refuse other coders;
+* one writer: every state-changing request is written by one thread, in arrival order, and
+  answered only after its transaction committed;
 * Jinja2 autoescapes everything; the Content-Security-Policy allows only our own static
   scripts, so transcript text can never run as code;
 * one study connection per worker thread, opened on first use and kept for the life of the
@@ -19,13 +26,18 @@ Safety, because a browser is a shared place:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,10 +61,10 @@ from starlette.staticfiles import StaticFiles
 # the module itself: `from coder.web import` would run coder/web/__init__.py, which is us
 import coder.web.transcript as transcript
 from coder import review
-from coder.errors import CoderError, NothingToDo, UnknownReference
+from coder.errors import CoderError, NothingToDo, SignInRefused, UnknownReference
 from coder.review import search as search_proposals
 from coder.review import spans
-from coder.store import POSITIVE, check_coder_name
+from coder.store import POSITIVE, check_coder_name, users
 from coder.study import Study
 
 HERE = Path(__file__).resolve().parent
@@ -60,7 +72,9 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 CODER_COOKIE = "coder_name"
 BLIND_COOKIE = "coder_blind"
 OTHERS_COOKIE = "coder_others"   # the setting "show other coders' codes" (off by default)
-ACCESS_COOKIE = "coder_access"
+SESSION_COOKIE = "coder_session"
+SIGNIN_FAILURES = 5          # failed sign-ins per client, and per name, within ...
+SIGNIN_WINDOW = 15 * 60      # ... this many seconds; then sign-in waits until the window passes
 DECISIONS = ("confirmed", "added", "rejected", "no_code")
 ORDERS = ("uncertain", "document", "score", "random")
 SEARCH_SHOWN = 500   # hits the search page lists (it says how many more there are)
@@ -74,13 +88,54 @@ class Settings:
 
     study_path: Path
     coder: str | None = None
-    token: str | None = None             # access token, required when bound beyond loopback
     local_only: bool = True              # refuse non-loopback Host headers
+    signin_required: bool = False        # bound beyond loopback: sign-in even with no users
+    tls: bool = False                    # served over HTTPS: cookies are Secure
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
-    @property
-    def csrf(self) -> str:
-        return hmac.new(self.secret, b"csrf", hashlib.sha256).hexdigest()
+    def csrf(self, session: str | None = None) -> str:
+        """The CSRF token of a page: bound to the session cookie when there is one, so a token
+        seen by one coder is worthless in another coder's browser."""
+        message = b"session:" + session.encode("utf-8") if session else b"csrf"
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+
+class SignInLimiter:
+    """Failed sign-ins counted per client address and per name in a sliding window: the next
+    attempt waits once either has SIGNIN_FAILURES within SIGNIN_WINDOW seconds."""
+
+    def __init__(self, failures: int = SIGNIN_FAILURES, window: float = SIGNIN_WINDOW):
+        self.failures, self.window = failures, window
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _keys(self, client: str, name: str) -> tuple[str, str]:
+        from coder.store.coders import coder_key
+
+        return "client:" + client, "name:" + coder_key(name)
+
+    def wait(self, client: str, name: str) -> float:
+        """Seconds until this client may try this name again (0: now)."""
+        stamp = time.monotonic()
+        with self._lock:
+            longest = 0.0
+            for key in self._keys(client, name):
+                times = self._seen.get(key)
+                while times and stamp - times[0] > self.window:
+                    times.popleft()
+                if times and len(times) >= self.failures:
+                    longest = max(longest, self.window - (stamp - times[0]))
+            return longest
+
+    def failed(self, client: str, name: str) -> None:
+        with self._lock:
+            for key in self._keys(client, name):
+                self._seen.setdefault(key, deque()).append(time.monotonic())
+
+    def succeeded(self, client: str, name: str) -> None:
+        with self._lock:
+            for key in self._keys(client, name):
+                self._seen.pop(key, None)
 
 
 # -- the review library: the same queue, decisions and undo as `coder review` ---------------
@@ -170,12 +225,14 @@ def progress(study: Study, coder: str, remaining: int, *, codes=None, documents=
     return {"decided": decided, "remaining": remaining, "total": total}
 
 
-def confirmed_counts(study: Study) -> dict[str, int]:
-    """Segments confirmed (or added) per code, by any coder, rolled up to parents."""
+def confirmed_counts(study: Study, coder: str | None = None) -> dict[str, int]:
+    """Segments confirmed (or added) per code, by any coder (or only ``coder``), rolled up to
+    parents."""
     book = study.codebook()
-    rows = study.db.query("SELECT DISTINCT segment_id, code_id FROM codings WHERE decision IN "
-                          "(%s) AND code_id IS NOT NULL" % ",".join("?" * len(POSITIVE)),
-                          POSITIVE)
+    rows = study.db.query(
+        "SELECT DISTINCT k.segment_id, k.code_id FROM codings k JOIN coders c ON "
+        "c.id=k.coder_id WHERE k.decision IN (%s) AND k.code_id IS NOT NULL AND "
+        "(? IS NULL OR c.name = ?)" % ",".join("?" * len(POSITIVE)), (*POSITIVE, coder, coder))
     per: dict[str, set[int]] = {}
     for r in rows:
         code_id = r["code_id"]
@@ -202,14 +259,25 @@ class Web:
         self.settings = settings
         self.env = _environment()
         self._local = threading.local()
+        # the one writer: decisions are written in the order they arrive, one at a time
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coder-writer")
+        self.limiter = SignInLimiter()
 
     # -- plumbing ---------------------------------------------------------------------------
+    def csrf(self, request: Request) -> str:
+        return self.settings.csrf(request.cookies.get(SESSION_COOKIE))
+
     def render(self, request: Request, template: str, status: int = 200, **ctx) -> HTMLResponse:
-        ctx.update(csrf=self.settings.csrf, coder=self.coder(request), path=request.url.path)
+        signed = getattr(request.state, "signed", None)
+        ctx.update(csrf=self.csrf(request), coder=getattr(request.state, "coder", None),
+                   signed=signed, signin=getattr(request.state, "signin", False),
+                   restricted=getattr(request.state, "restricted", False),
+                   path=request.url.path)
         page = self.env.get_template(template).render(**ctx)
         return HTMLResponse(page, status_code=status)
 
     def coder(self, request: Request) -> str | None:
+        """The coder of a page served without sign-in: the name chosen on /start."""
         name = request.cookies.get(CODER_COOKIE) or self.settings.coder
         try:
             return check_coder_name(name) if name else None
@@ -228,20 +296,58 @@ class Web:
             return JSONResponse({"error": message}, status_code=status)
         return PlainTextResponse(message, status_code=status)
 
+    def own_only(self, request: Request) -> bool:
+        """Show this coder only their own decisions: blind coding, or a signed-in coder whom
+        the lead has not allowed to see the others'."""
+        return request.cookies.get(BLIND_COOKIE) == "1" or getattr(request.state, "restricted",
+                                                                    False)
+
+    def _page(self, request: Request) -> bool:
+        return request.method == "GET" and not request.url.path.startswith("/api/")
+
+    def admit(self, request: Request, study: Study, *, gate: bool, needs_coder: bool,
+              lead: bool) -> Response | None:
+        """Who is asking (the signed-in coder, or the name chosen on a page without sign-in),
+        and whether they may; a response when they may not."""
+        signin = self.settings.signin_required or users.any_users(study.db)
+        state = request.state
+        state.signin, state.signed, state.restricted = signin, None, False
+        if not signin:
+            state.coder = self.coder(request)
+        else:
+            signed = users.session(study.db, request.cookies.get(SESSION_COOKIE))
+            state.signed, state.coder = signed, signed.name if signed else None
+            if gate and signed is None:
+                if self._page(request):
+                    return RedirectResponse("/signin?" + urlencode({"next": request.url.path}),
+                                            status_code=303)
+                return self.refuse(request, 401, "refused: sign in first")
+            if gate and signed.one_time and request.url.path not in ("/password", "/signout"):
+                if self._page(request):
+                    return RedirectResponse("/password", status_code=303)
+                return self.refuse(request, 403, "refused: choose your own password first")
+            if signed is not None:
+                state.restricted = not signed.lead and not users.others_visible(study.db)
+            if lead and not (signed and signed.lead):
+                message = "refused: only a lead can do this (coder users role STUDY NAME lead)"
+                if self._page(request):
+                    return self.render(request, "error.html", status=403, message=message)
+                return self.refuse(request, 403, message)
+        if needs_coder and state.coder is None:
+            if self._page(request):
+                return RedirectResponse("/start", status_code=303)
+            return self.refuse(request, 403, "refused: choose a coder name first")
+        return None
+
     def route(self, fn: Callable, *, write: bool = False, needs_coder: bool = False,
-              gate: bool = True) -> Callable:
+              gate: bool = True, lead: bool = False) -> Callable:
         """Wrap a handler with the checks every request passes, then run it in a thread with
-        its own study connection."""
+        its own study connection: a write on the one writer thread, a read on any."""
 
         async def endpoint(request: Request) -> Response:
             host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
             if self.settings.local_only and host not in LOOPBACK:
                 return self.refuse(request, 400, "refused: unexpected Host header")
-            if gate and self.settings.token and not hmac.compare_digest(
-                    request.cookies.get(ACCESS_COOKIE, ""), self.settings.token):
-                if request.method == "GET" and not request.url.path.startswith("/api/"):
-                    return RedirectResponse("/token", status_code=303)
-                return self.refuse(request, 403, "refused: access token required")
             data: dict[str, Any] = {}
             if write:
                 if request.method != "POST":
@@ -251,24 +357,26 @@ class Web:
                     return self.refuse(request, 403, "refused: cross-origin request")
                 data = await _read_body(request)
                 given = request.headers.get("x-csrf-token") or str(data.get("csrf") or "")
-                if not hmac.compare_digest(given, self.settings.csrf):
+                if not hmac.compare_digest(given, self.csrf(request)):
                     return self.refuse(request, 403, "refused: missing or wrong CSRF token")
-            coder = self.coder(request)
-            if needs_coder and coder is None:
-                if request.method == "GET" and not request.url.path.startswith("/api/"):
-                    return RedirectResponse("/start", status_code=303)
-                return self.refuse(request, 403, "refused: choose a coder name first")
 
             def run() -> Response:
                 study = self.open()
+                refused = self.admit(request, study, gate=gate, needs_coder=needs_coder,
+                                     lead=lead)
+                if refused is not None:
+                    return refused
                 try:
-                    return fn(request, study, coder, data)
+                    return fn(request, study, request.state.coder, data)
                 except CoderError as e:
                     return self.refuse(request, 400, str(e)) if (
                         write or request.url.path.startswith("/api/")) else self.render(
                         request, "error.html", status=400, message=str(e))
 
-            response = await run_in_threadpool(run)
+            if write:  # answered only once the one writer has committed it
+                response = await asyncio.get_running_loop().run_in_executor(self.writer, run)
+            else:
+                response = await run_in_threadpool(run)
             response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
             response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -277,7 +385,11 @@ class Web:
 
         return endpoint
 
-    # -- entry, coder and token -------------------------------------------------------------
+    def _cookie(self, response: Response, name: str, value: str, **kwargs) -> None:
+        response.set_cookie(name, value, httponly=True, samesite="strict",
+                            secure=self.settings.tls, **kwargs)
+
+    # -- entry, coder and sign-in -------------------------------------------------------------
     def home(self, request, study, coder, data):
         return RedirectResponse("/review" if coder else "/start", status_code=303)
 
@@ -289,29 +401,137 @@ class Web:
 
     def start_post(self, request, study, coder, data):
         name = str(data.get("name") or "").strip()
-        check_coder_name(name)
-        name = study.resolve_coder(name).name  # 'Alice' is alice; a near-duplicate is refused
+        if request.state.signin:  # the name is the signed-in coder's; only the settings change
+            if name and study.resolve_coder(check_coder_name(name)).name != coder:
+                return self.refuse(request, 403, f"refused: you are signed in as {coder}; sign "
+                                                 "out to code as another coder")
+        else:
+            check_coder_name(name)
+            name = study.resolve_coder(name).name  # 'Alice' is alice; a near-duplicate is refused
         response = RedirectResponse("/review", status_code=303)
-        response.set_cookie(CODER_COOKIE, name, max_age=365 * 86400, httponly=True,
-                            samesite="strict")
+        if not request.state.signin:
+            self._cookie(response, CODER_COOKIE, name, max_age=365 * 86400)
         for flag, cookie in (("blind", BLIND_COOKIE), ("others", OTHERS_COOKIE)):
             if data.get(flag):
-                response.set_cookie(cookie, "1", httponly=True, samesite="strict")
+                self._cookie(response, cookie, "1")
             else:
                 response.delete_cookie(cookie)
         return response
 
-    def token_page(self, request, study, coder, data):
-        return self.render(request, "token.html", error=None)
+    def _next(self, value: str | None) -> str:
+        """Where to go after signing in: a path of this site only."""
+        value = str(value or "")
+        return value if value.startswith("/") and not value.startswith("//") and \
+            "\\" not in value else "/"
 
-    def token_post(self, request, study, coder, data):
-        given = str(data.get("token") or "")
-        if not (self.settings.token and hmac.compare_digest(given, self.settings.token)):
-            return self.render(request, "token.html", status=403,
-                               error="That is not the token printed by coder serve.")
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="strict")
+    def signin_page(self, request, study, coder, data):
+        if not request.state.signin:
+            return RedirectResponse("/", status_code=303)
+        q = request.query_params
+        return self.render(request, "signin.html", error=None, name=q.get("name") or "",
+                           next=self._next(q.get("next")))
+
+    def signin_post(self, request, study, coder, data):
+        name = str(data.get("name") or "").strip()
+        password = str(data.get("password") or "")
+        client = request.client.host if request.client else "unknown"
+        back = self._next(data.get("next"))
+        wait = self.limiter.wait(client, name)
+        if wait:
+            minutes = max(1, round(wait / 60))
+            page = self.render(request, "signin.html", status=429, name=name, next=back,
+                               error=f"Too many failed sign-ins. Try again in {minutes} "
+                                     f"minute{'s' if minutes != 1 else ''}.")
+            page.headers["Retry-After"] = str(int(wait) + 1)
+            return page
+        try:
+            token = users.sign_in(study, name, password, client=client)
+        except SignInRefused:
+            self.limiter.failed(client, name)
+            return self.render(request, "signin.html", status=403, name=name, next=back,
+                               error="Wrong name or password.")
+        self.limiter.succeeded(client, name)
+        response = RedirectResponse(back, status_code=303)
+        self._cookie(response, SESSION_COOKIE, token, max_age=int(users.SESSION_HOURS * 3600))
+        response.delete_cookie(CODER_COOKIE)
         return response
+
+    def signout_post(self, request, study, coder, data):
+        users.sign_out(study, request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    def password_page(self, request, study, coder, data):
+        return self.render(request, "password.html", error=None)
+
+    def password_post(self, request, study, coder, data):
+        new = str(data.get("new") or "")
+        if new != str(data.get("repeat") or ""):
+            return self.render(request, "password.html", status=400,
+                               error="The two new passwords differ.")
+        try:
+            users.change_password(study, request.state.signed, str(data.get("current") or ""),
+                                  new)
+        except SignInRefused as e:
+            return self.render(request, "password.html", status=400, error=e.detail.capitalize()
+                               + ".")
+        return RedirectResponse("/", status_code=303)
+
+    # -- the lead's pages ---------------------------------------------------------------------
+    def team_page(self, request, study, coder, data):
+        decided = {r["name"]: r["n"] for r in study.db.query(
+            "SELECT c.name, COUNT(*) AS n FROM codings k JOIN coders c ON c.id=k.coder_id "
+            "GROUP BY c.id")}
+        return self.render(request, "team.html", users=users.list_users(study), decided=decided,
+                           others=users.others_visible(study.db))
+
+    def team_post(self, request, study, coder, data):
+        users.set_others_visible(study, str(data.get("others") or "") == "on")
+        return RedirectResponse("/team", status_code=303)
+
+    def reconcile_page(self, request, study, coder, data):
+        """The open disagreements of a consensus coder (`coder.analysis.agreement`), one form
+        each: the agreed codes and a reason, recorded as the consensus coder's decision."""
+        from coder.analysis import agreement
+
+        as_coder = request.query_params.get("as") or "consensus"
+        humans = [r["name"] for r in study.db.query(
+            "SELECT DISTINCT c.name, c.id FROM coders c JOIN codings k ON k.coder_id=c.id "
+            "WHERE c.kind='human' ORDER BY c.id")]
+        ctx: dict[str, Any] = {"as_coder": as_coder, "humans": humans, "items": [],
+                               "members": [], "summary": None}
+        if study.db.one("SELECT 1 FROM coders WHERE name=? AND kind='consensus'", (as_coder,)):
+            status = agreement.consensus_status(study, as_coder)
+            items = agreement.open_items(study, as_coder)
+            ctx.update(summary=status.summary(), members=status.coders or [],
+                       items=items.to_dict("records"))
+        return self.render(request, "reconcile.html", **ctx)
+
+    def reconcile_start(self, request, study, coder, data):
+        from coder.analysis import agreement
+
+        names = [x.strip() for x in str(data.get("coders") or "").split(",") if x.strip()]
+        as_coder = str(data.get("as") or "consensus").strip()
+        agreement.build_consensus(study, names, as_coder)
+        return RedirectResponse("/reconcile?" + urlencode({"as": as_coder}), status_code=303)
+
+    def reconcile_post(self, request, study, coder, data):
+        import pandas as pd
+
+        from coder.analysis import agreement
+
+        as_coder = str(data.get("as") or "consensus")
+        members = agreement.consensus_status(study, as_coder).coders or []
+        plan, errors, _ = agreement.plan_consensus(study, pd.DataFrame([{
+            "document": data.get("document"), "segment": data.get("segment"),
+            "agreed": data.get("agreed"), "reason": data.get("reason")}]))
+        if errors:
+            raise CoderError("; ".join(e.split(": ", 1)[1] for e in errors))
+        if not plan:
+            raise CoderError("type the agreed codes, or 'none'")
+        agreement.record_consensus(study, plan, coders=members, as_coder=as_coder)
+        return RedirectResponse("/reconcile?" + urlencode({"as": as_coder}), status_code=303)
 
     # -- review -----------------------------------------------------------------------------
     def _options(self, request: Request, data: dict | None = None) -> dict:
@@ -322,6 +542,8 @@ class Web:
             q["blind"] = request.cookies.get(BLIND_COOKIE, "")
         if "others" not in q:
             q["others"] = request.cookies.get(OTHERS_COOKIE, "")
+        if getattr(request.state, "restricted", False):  # the lead has not allowed it
+            q["others"] = ""
         order = q.get("order") or "uncertain"
         if order not in ORDERS:
             raise CoderError(f"unknown order '{order}'", hint="use " + ", ".join(ORDERS))
@@ -474,7 +696,7 @@ class Web:
         doc_id = study.document_id(name)   # by name (spans.document_id tries ids first)
         want_coder = request.query_params.get("coder") or ""
         want_code = request.query_params.get("code") or ""
-        blind = request.cookies.get(BLIND_COOKIE) == "1"
+        blind = self.own_only(request)
         shown = self._transcript(request, study, coder, doc_id, want_coder, want_code)
         # the document by id: a transcript may be called "12"
         data_for_js = {"document": shown["document_id"], "codes": shown["codes"],
@@ -494,7 +716,7 @@ class Web:
             code = book.resolve(want_code)
             wanted = {code.id} | {d.id for d in book.descendants(code.id)}
         return transcript.view(study, document, coder,
-                               blind=request.cookies.get(BLIND_COOKIE) == "1",
+                               blind=self.own_only(request),
                                want_coder=want_coder, wanted=wanted)
 
     def _redraw(self, request, study, coder, data) -> dict:
@@ -512,7 +734,7 @@ class Web:
     def _transcript_seen(self, study, coder, request, data, segments) -> review.Seen:
         """What the transcript page showed around a span: other coders' codings on the
         segments it overlaps unless blind (or filtered to one coder); no suggestions."""
-        blind = request.cookies.get(BLIND_COOKIE) == "1"
+        blind = self.own_only(request)
         only = str(data.get("coder_filter") or "")   # the page's "Coder" filter
         shown = not blind and only != coder
         others = []
@@ -585,7 +807,7 @@ class Web:
 
     def codebook_page(self, request, study, coder, data):
         book = study.codebook()
-        counts = confirmed_counts(study)
+        counts = confirmed_counts(study, coder if request.state.restricted else None)
         return self.render(request, "codebook.html", book=book, counts=counts,
                            roots=book.children(None), children=book.children)
 
@@ -604,6 +826,9 @@ class Web:
         options = [(r["name"], r["name"] if r["kind"] != "consensus" else
                     f"{r['name']} (consensus coder)")
                    for r in study.db.query("SELECT name, kind FROM coders ORDER BY id")]
+        restricted = request.state.restricted   # a signed-in coder sees only their own
+        if restricted:
+            who, options = coder, [(coder, coder)]
         ctx: dict[str, Any] = {"who": who, "coder_options": options, "freq_html": "",
                                "freq_error": "", "chart": "", "allow_partial": allow_partial}
         try:
@@ -619,7 +844,11 @@ class Web:
                 ctx["freq_html"] = Markup(report.html_table(report.layout(df, counts=True),
                                                             df.attrs.get("N")))
                 ctx["chart"] = base64.b64encode(chart.png_bytes(df)).decode("ascii")
-        ctx.update(agreement_section(study, machine=request.query_params.get("machine") == "1"))
+        if restricted:
+            ctx.update(agreement_section(study, hidden=True))
+        else:
+            ctx.update(agreement_section(study,
+                                         machine=request.query_params.get("machine") == "1"))
         ctx.update(self._methods_view(study, request, who, allow_partial))
         return self.render(request, "analysis.html", **ctx)
 
@@ -631,7 +860,7 @@ class Web:
         q = request.query_params
         want, who, by = q.get("code") or "", q.get("coder") or "", q.get("by") or ""
         allow_partial = q.get("allow_partial") == "1"
-        blind = request.cookies.get(BLIND_COOKIE) == "1" and coder is not None
+        blind = self.own_only(request) and coder is not None
         who = coder if blind else who   # blind coding: only one's own passages
         ctx: dict[str, Any] = dict(
             want_code=want, who=who, by=by, allow_partial=allow_partial, sections=[], blind=blind,
@@ -640,7 +869,8 @@ class Web:
                 "SELECT DISTINCT attribute FROM participant_attributes ORDER BY attribute")],
             coder_options=[(r["name"], r["name"] if r["kind"] != "consensus" else
                             f"{r['name']} (consensus coder)") for r in study.db.query(
-                "SELECT name, kind FROM coders ORDER BY id")])
+                "SELECT name, kind FROM coders ORDER BY id")
+                if not request.state.restricted or r["name"] == coder])
         if want:
             kwargs: dict[str, Any] = {"coder": who} if who and who in study.coders() else (
                 {"consensus": True} if who == "consensus" else {})
@@ -704,11 +934,17 @@ AGREEMENT_MEASURES = [("percent_agreement", "% agreement"), ("cohen_kappa", "Coh
                       ("gwet_ac1", "Gwet's AC1")]
 
 
-def agreement_section(study: Study, *, machine: bool = False) -> dict[str, Any]:
-    """Per-code agreement among the human coders (and the machine), via `coder.analysis.agreement`."""
+def agreement_section(study: Study, *, machine: bool = False, hidden: bool = False
+                      ) -> dict[str, Any]:
+    """Per-code agreement among the human coders (and the machine), via `coder.analysis.agreement`;
+    ``hidden``: a signed-in coder who may not see the others' decisions."""
     out: dict[str, Any] = {"agreement_rows": [], "agreement_note": "", "machine": machine,
                            "measures": AGREEMENT_MEASURES, "agreement_coders": [],
                            "agreement_machine": []}
+    if hidden:
+        out["agreement_note"] = ("Agreement compares your decisions with other coders'; the "
+                                 "lead has not allowed coders to see each other's decisions.")
+        return out
     try:
         from coder.analysis.agreement import study_agreement
     except ImportError:
@@ -758,14 +994,16 @@ async def _read_body(request: Request) -> dict[str, Any]:
     return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
-def create_app(study_path: str | Path, *, coder: str | None = None, token: str | None = None,
-               local_only: bool = True, secret: bytes | None = None) -> Starlette:
-    """The ASGI app for one study file. ``token``: required access token (non-loopback bind)."""
+def create_app(study_path: str | Path, *, coder: str | None = None, local_only: bool = True,
+               tls: bool = False, secret: bytes | None = None) -> Starlette:
+    """The ASGI app for one study file. ``local_only``: bound to loopback (else every visitor
+    signs in, and the study must have users); ``tls``: served over HTTPS."""
     path = Path(study_path)
     with Study(path) as study:  # fail now, with the library's message, if it is not a study
         if coder is not None:  # 'Alice' is alice; a near-duplicate is refused
             coder = study.resolve_coder(check_coder_name(coder)).name
-    settings = Settings(study_path=path, coder=coder, token=token, local_only=local_only)
+    settings = Settings(study_path=path, coder=coder, local_only=local_only,
+                        signin_required=not local_only, tls=tls)
     if secret is not None:
         settings.secret = secret
     web = Web(settings)
@@ -774,8 +1012,18 @@ def create_app(study_path: str | Path, *, coder: str | None = None, token: str |
         Route("/", r(web.home, gate=True)),
         Route("/start", r(web.start_page), methods=["GET"]),
         Route("/start", r(web.start_post, write=True), methods=["POST"]),
-        Route("/token", r(web.token_page, gate=False), methods=["GET"]),
-        Route("/token", r(web.token_post, write=True, gate=False), methods=["POST"]),
+        Route("/signin", r(web.signin_page, gate=False), methods=["GET"]),
+        Route("/signin", r(web.signin_post, write=True, gate=False), methods=["POST"]),
+        Route("/signout", r(web.signout_post, write=True, gate=False), methods=["POST"]),
+        Route("/password", r(web.password_page, needs_coder=True), methods=["GET"]),
+        Route("/password", r(web.password_post, write=True, needs_coder=True),
+              methods=["POST"]),
+        Route("/team", r(web.team_page, lead=True), methods=["GET"]),
+        Route("/team", r(web.team_post, write=True, lead=True), methods=["POST"]),
+        Route("/reconcile", r(web.reconcile_page, lead=True), methods=["GET"]),
+        Route("/reconcile", r(web.reconcile_post, write=True, lead=True), methods=["POST"]),
+        Route("/reconcile/start", r(web.reconcile_start, write=True, lead=True),
+              methods=["POST"]),
         Route("/review", r(web.review_page, needs_coder=True)),
         Route("/api/next", r(web.api_next, needs_coder=True)),
         Route("/api/segment/{segment_id:int}", r(web.api_segment, needs_coder=True)),
@@ -796,10 +1044,11 @@ def create_app(study_path: str | Path, *, coder: str | None = None, token: str |
         Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes)
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        web.writer.shutdown(wait=True)   # the last decisions are written before the exit
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     return app
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(18)
