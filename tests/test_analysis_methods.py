@@ -218,7 +218,7 @@ CODES25 = {"name": "Twenty-five codes", "codes": [
 #   i5 C21 C22 (and C01 again), i6 C23 (and C02), i7 C03, i8 C04
 # run 1 = interviews 5-6: new = C21 C22 C23 = 3 -> 3/20 = 15% > 5%
 # run 2 = interviews 6-7: new (not in i1..i5) = C23 = 1 -> 1/20 = 5% <= 5%: saturation
-#   reached after 7 interviews
+#   reached after 5 interviews, confirmed by interviews 6-7 (5+2, as Guest et al. report it)
 # run 3 = interviews 7-8: new = none -> 0%
 EXAMPLE = {"i1": range(1, 6), "i2": range(6, 11), "i3": range(11, 16), "i4": range(16, 21),
            "i5": [21, 22, 1], "i6": [23, 2], "i7": [3], "i8": [4]}
@@ -240,15 +240,67 @@ def test_saturation_on_the_constructed_example(tmp_path):
     assert list(r.runs["new_information"]) == [0.15, 0.05, 0.0]
     assert list(r.runs["within_threshold"]) == [False, True, True]
     assert r.runs.iloc[0]["new"] == "C21; C22; C23"
-    assert r.reached and r.after == 7
-    assert r.statement == ("Saturation reached after 7 interviews (base 4, run 2, \u22645% new "
-                           "information).")
+    assert list(r.runs["before"]) == [4, 5, 6]
+    assert r.reached and (r.after, r.confirmed_at) == (5, 7)
+    assert r.statement == ("Saturation reached after 5 interviews, confirmed by the next 2 "
+                           "(5+2; base 4, run 2, \u22645% new information).")
+    assert "Interviews 6\u20137 added 1 new code(s), 5% of the 20 codes in the base." in (
+        r.summary())
     assert list(r.curve["new_codes"]) == [5, 5, 5, 5, 2, 1, 0, 0]
     assert list(r.curve["cumulative"]) == [5, 10, 15, 20, 22, 23, 23, 23]
-    # a stricter threshold: run 2 (5%) no longer passes, run 3 (0%) does
-    assert saturation.saturation(s, threshold=0.04, rounds=0).after == 8
-    # a longer run: interviews 5-7 add C21-C23 (15%), 6-8 add C23 (5%) -> after 8
-    assert saturation.saturation(s, run=3, rounds=0).after == 8
+    # a stricter threshold: run 2 (5%) no longer passes, run 3 (7-8, 0%) does: 6+2
+    assert saturation.saturation(s, threshold=0.04, rounds=0).after == 6
+    # a longer run: interviews 5-7 add C21-C23 (15%), 6-8 add C23 (5%) -> 5+3
+    longer = saturation.saturation(s, run=3, rounds=0)
+    assert (longer.after, longer.confirmed_at) == (5, 8)
+    assert longer.statement.startswith("Saturation reached after 5 interviews, confirmed by "
+                                       "the next 3 (5+3;")
+
+
+CODES50 = {"name": "Fifty codes", "codes": [
+    {"name": "F", "codes": [{"name": f"T{i:02d}"} for i in range(1, 51)]}]}
+
+
+def test_saturation_reproduces_guest_namey_chen_example(tmp_path):
+    """The hypothetical example of Guest, Namey & Chen 2020 (PLOS ONE 15(5): e0232076, Fig 2),
+    base 4, run 2, threshold <=5%: the 4 interviews of the base hold 37 unique themes, the
+    first run (interviews 5 and 6) brings 7 new ones, 7/37 = 19% new information, so the
+    threshold is not met there. Those three numbers (37, 7, 19%) are the paper's, as read on
+    https://qeeebo.com/questions/int/28/00d/20-interesting-statistics-about-saturation (item
+    10, citing the paper); the paper's own text was not to be had here, so how the 37 and the
+    7 split over single interviews is ours (the split changes none of the three numbers).
+
+    How the result is reported is the paper's too: saturation at k interviews plus the run
+    that confirms it (its bootstrap median at 0%: 11 interviews, and 2 more to confirm; same
+    page, item 2), written k+r, with runs sliding one interview at a time (a research note in
+    the public code index that quotes the paper's full text). Interviews 7 and 8 below are
+    ours: they repeat earlier themes only, so the run 7-8 adds 0% and saturation is reported as
+    6+2."""
+    example = {
+        "g1": range(1, 16),                       # 15 themes
+        "g2": [*range(16, 26), 1, 2],             # 10 new (and 2 again)
+        "g3": [*range(26, 33), 3, 16],            # 7 new
+        "g4": [*range(33, 38), 4, 26],            # 5 new: the base holds 37 distinct themes
+        "g5": [*range(38, 42), 5, 33],            # 4 new
+        "g6": [*range(42, 45), 6],                # 3 new: the run 5-6 brings 7
+        "g7": [7, 38],                            # ours: nothing new
+        "g8": [8, 42]}                            # ours: nothing new
+    s = make_study(tmp_path, CODES50, turns={p: [f"{p} talks."] for p in example})
+    code(s, [("alice", p, f"T{i:02d}") for p, ids in example.items() for i in ids])
+    r = saturation.saturation(s, base=4, run=2, threshold=0.05, rounds=0)
+    assert r.base_codes == 37                                           # the paper's 37
+    first = r.runs.iloc[0]
+    assert (first["first"], first["last"], first["new_codes"]) == (5, 6, 7)   # the paper's 7
+    assert f"{first['new_information']:.0%}" == "19%"                   # the paper's 19%
+    assert first["new_information"] == 7 / 37 and not first["within_threshold"]
+    # the denominator stays the base's 37: the run 6-7 brings the 3 new themes of interview 6
+    assert r.runs.iloc[1]["new_codes"] == 3 and r.runs.iloc[1]["new_information"] == 3 / 37
+    # ours: the run 7-8 repeats earlier themes, 0/37, so saturation at 6 confirmed by 7-8
+    assert list(r.runs["new_codes"]) == [7, 3, 0]
+    assert (r.after, r.confirmed_at) == (6, 8)
+    assert r.statement == ("Saturation reached after 6 interviews, confirmed by the next 2 "
+                           "(6+2; base 4, run 2, \u22645% new information).")
+    s.close()
 
 
 def test_saturation_not_reached(tmp_path):
@@ -307,7 +359,7 @@ def test_saturation_figure_renders(tmp_path):
 
     r = saturation.saturation(saturation_study(tmp_path), rounds=50)
     w, h = png_size(outputs.save_figure(r.figure(), tmp_path / "sat.png").read_bytes())
-    assert (w, h) == (1300, 720)                       # 6.5 x 3.6 in at 200 dpi
+    assert (w, h) == (1300, 800)                       # 6.5 x 4 in at 200 dpi
 
 
 # -- leads_to and the model figure -------------------------------------------------------------

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 from cli_helpers import dump
 from click.testing import CliRunner
-from frequency_helpers import code, make_study
+from frequency_helpers import SMALL_CODEBOOK, code, make_study, write_codebook
 from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
 from coder import review
 from coder.cli import cli
+from coder.study import Study
 from coder.web.app import create_app
 
 SCRIPT = '<script>alert("x")</script> & "quoted"'
@@ -133,7 +134,8 @@ def test_matrix_unknown_attribute(path):
 def test_saturation_command(path, tmp_path):
     # interviews p1..p7 in import order: base p1-p4 = Domestic, Resource (2 codes);
     # run p5-p6 adds Larger markets and Societal: 2/2 = 100%; run p6-p7 adds Societal (new
-    # relative to p1-p5): 50%. Not reached at 5%; with --threshold 0.5 after 7 interviews.
+    # relative to p1-p5): 50%. Not reached at 5%; with --threshold 0.5 after 5 interviews,
+    # confirmed by p6-p7 (5+2).
     result = run("saturation", path, "--rounds", "20", "--figure", tmp_path / "sat.svg")
     assert result.exit_code == 0, result.output
     assert ("\nSaturation not reached (base 4, run 2, \u22645% new information). No run of 2 "
@@ -141,9 +143,11 @@ def test_saturation_command(path, tmp_path):
     assert (tmp_path / "sat.svg").read_text().count("<svg") == 1
     result = run("saturation", path, "--threshold", "0.5", "--rounds", "0", "--format", "json")
     data = json.loads(result.output)
-    assert (data["reached"], data["after"], data["base_codes"]) == (True, 7, 2)
-    assert data["statement"] == ("Saturation reached after 7 interviews (base 4, run 2, "
-                                 "\u226450% new information).")
+    assert (data["reached"], data["after"], data["confirmed_at"], data["base_codes"]) == (
+        True, 5, 7, 2)
+    assert data["statement"] == ("Saturation reached after 5 interviews, confirmed by the next "
+                                 "2 (5+2; base 4, run 2, \u226450% new information).")
+    assert [r["before"] for r in data["tables"]["Runs"]] == [4, 5]
     assert [r["new_information"] for r in data["tables"]["Runs"]] == [1.0, 0.5]
 
 
@@ -200,6 +204,76 @@ def test_memos_command(path, tmp_path):
         "Error: unknown coder 'bob' (coders: alice)\n")
 
 
+COMMANDS = {"cooccur": [], "matrix": [], "saturation": ["--rounds", "0", "--threshold", "0.5"],
+            "memos": []}
+# what every format of each command must show (short words: the terminal table wraps cells)
+KNOWN = {"cooccur": ("Domestic conditions", "Resource seeking", "0.4"),   # Jaccard 2/5
+         "matrix": ("Domestic conditions", "category"),
+         "saturation": ("Societal", "p6"),
+         "memos": ("p3", "alice", "A clear")}
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "md", "latex", "html", "xlsx", "json"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_methods_command_writes_every_format_of_freq(path, tmp_path, command, fmt):
+    args = [command, path, *COMMANDS[command]]
+    if fmt == "xlsx":
+        out = tmp_path / f"{command}.xlsx"
+        result = run(*args, "--out", out)
+        assert result.exit_code == 0, result.output
+        cells = {str(c) for ws in load_workbook(out) for row in ws.values for c in row}
+        text = " ".join(cells)
+    else:
+        result = run(*args, "--format", fmt)
+        assert result.exit_code == 0, result.output
+        text = result.output
+    for known in KNOWN[command]:
+        assert known in text, (command, fmt, known)
+    if command == "saturation" and fmt not in ("csv", "xlsx"):   # the summary: 5+2
+        assert "5+2" in text
+    if fmt == "csv":
+        frame = pd.read_csv(io.StringIO(text))
+        if command == "saturation":
+            assert frame["before"].tolist() == [4, 5] and frame["new_information"].tolist() == [
+                1.0, 0.5]
+        if command == "matrix":
+            assert frame.set_index("name").loc["Domestic conditions", "Total"] == 4
+    elif fmt == "json":
+        assert json.loads(text)["tables"]
+    elif fmt == "html":
+        assert text.startswith("<!DOCTYPE html>") and "<script" not in text
+    elif fmt == "latex":
+        assert text.count("\\begin{tabular}") >= 1 and "\u2264" not in text
+        if command == "saturation":
+            assert "$\\leq$50\\% new information" in text
+        if command == "memos":           # the memo's <push>, escaped for LaTeX
+            assert "A clear \\textless{}push\\textgreater{} factor." in text
+    elif fmt == "md":
+        assert text.startswith("**") and "\n| " in text
+
+
+def test_codings_list_memos_next_to_their_codes(path):
+    # p3#2: alice coded Domestic conditions and wrote a segment memo on it (fixture); give her
+    # p1 coding of Resource seeking a memo of its own
+    with Study(path) as s:
+        seg = s.db.one("SELECT segment_id FROM segment_view WHERE document = 'p1' AND "
+                       "position = 2")["segment_id"]
+        review.decide(s, "alice", seg, s.codebook().resolve("Resource seeking").id,
+                      "confirmed", memo="Money first.")
+    result = run("codings", path, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(io.StringIO(result.output), keep_default_na=False)
+    rows = {(r.document, r.code_path): r for r in df.itertuples()}
+    assert len(df) == 10 and list(df.columns)[-1] == "segment_memos"
+    assert rows[("p3", "Triggers/Domestic conditions")].segment_memos == "A clear <push> factor."
+    assert rows[("p1", "Triggers/Resource seeking")].memo == "Money first."
+    assert rows[("p1", "Triggers/Resource seeking")].segment_memos == ""
+    assert sum(bool(m) for m in df["segment_memos"]) == 1 and sum(bool(m) for m in df["memo"]) == 1
+    data = json.loads(run("codings", path, "--format", "json", "--coder", "alice").output)
+    assert [r["segment_memos"] for r in data if r["document"] == "p3"] == [
+        "A clear <push> factor."]
+
+
 # -- the report and the web page ---------------------------------------------------------------
 def test_report_has_every_methods_section(path, tmp_path):
     out = tmp_path / "report.html"
@@ -214,6 +288,25 @@ def test_report_has_every_methods_section(path, tmp_path):
     assert "A clear &lt;push&gt; factor." in page and "<push>" not in page
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     assert page.count('src="data:image/png;base64,') >= 4
+
+
+def test_report_names_the_codebook_version_its_tables_use(path, tmp_path):
+    out = tmp_path / "v1.html"
+    assert run("report", path, out).exit_code == 0
+    assert re.search(r'<p class="muted">Version 1 of 1, imported [0-9T:Z-]+ from '
+                     r'[^<]*codebook\.yaml: the version every table in this report uses\.</p>',
+                     out.read_text())
+    bigger = dict(SMALL_CODEBOOK, codes=[*SMALL_CODEBOOK["codes"], {"name": "Networks"}])
+    v2 = write_codebook(tmp_path / "v2.yaml", bigger)
+    with Study(path) as s:
+        s.import_codebook(v2)
+        created = s.codebook_history().iloc[-1]["created_at"]
+    assert run("report", path, out).exit_code == 0
+    page = out.read_text()
+    assert (f"Version 2 of 2, imported {created} from {v2}: the version every table in this "
+            "report uses (codings made under earlier versions count through their stable code "
+            f"ids). Earlier versions and what changed: coder codebook history {path}.") in page
+    assert page.index("Version 2 of 2") < page.index("<h2>Frequencies</h2>")
 
 
 def test_report_section_that_cannot_be_computed_is_a_note(tmp_path):

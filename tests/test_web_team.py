@@ -247,6 +247,11 @@ def test_a_coder_sees_only_their_own_decisions_until_the_lead_allows_more(team):
     assert "the lead has not allowed coders to see each other" in page
     assert "confirmed or added by you (the lead has not allowed" in bob.get("/codebook").text
     assert "bob" in alice.get(f"/api/segment/{other}?others=1").json()["html"]  # a lead sees
+    r = alice.post("/api/memo", json={"segment_id": sid, "text": "a private hunch of alice"},
+                   headers={"X-CSRF-Token": csrf_of(alice, "/start")})
+    assert r.status_code == 200
+    assert "a private hunch of alice" not in bob.get("/analysis?view=memos").text
+    assert "a private hunch of alice" in alice.get("/analysis?view=memos").text
     r = alice.post("/team", data={"others": "on", "csrf": csrf_of(alice, "/start")},
                    follow_redirects=False)
     assert r.status_code == 303

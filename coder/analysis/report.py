@@ -27,6 +27,7 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
 {% endfor %}</tbody></table>
 
 <h2>Codebook: {{ codebook_name }}</h2>
+<p class="muted">{{ codebook_version_note }}</p>
 {% if codebook_description %}<p>{{ codebook_description }}</p>{% endif %}
 {{ codebook_html }}
 
@@ -69,6 +70,23 @@ def _codebook_html(book) -> str:
         return f"<li>{''.join(bits)}{inner}</li>"
 
     return '<ul class="codebook">' + "".join(node(c) for c in book.children(None)) + "</ul>"
+
+
+def _version_note(study, book) -> str:
+    """Which codebook version every table of the report uses, when and from where it came."""
+    history = study.codebook_history()
+    row = history[history["version"] == book.version]
+    when = ""
+    if len(row):
+        r = row.iloc[0]
+        when = f", imported {r['created_at']}" + (f" from {r['source']}" if r["source"] else "")
+    older = len(history) - 1
+    text = f"Version {book.version} of {len(history)}{when}: the version every table in this "
+    if not older:
+        return text + "report uses."
+    return text + ("report uses (codings made under earlier versions count through their "
+                   "stable code ids). Earlier versions and what changed: coder codebook history "
+                   f"{study.path}.")
 
 
 AGREEMENT_COLUMNS = ["comparison", "code", "units", "percent_agreement", "cohen_kappa",
@@ -146,7 +164,7 @@ def report(study, path: str | Path, *, coder: str | None = None,
         summary.append((f"Participants by {a}", ", ".join(f"{k}: {v}" for k, v in counts.items())))
 
     markup = jinja2.utils.markupsafe.Markup
-    ctx = dict(title=title or f"{book.name}: study report", css=markup(CSS), version=__version__,
+    ctx = dict(codebook_version_note=_version_note(study, book),title=title or f"{book.name}: study report", css=markup(CSS), version=__version__,
                when=now(), study_path=str(study.path), summary=summary,
                codebook_name=book.name, codebook_description=book.description,
                codebook_html=jinja2.utils.markupsafe.Markup(_codebook_html(book)),

@@ -5,12 +5,17 @@ Interviews are the study's documents (a focus group is one interview), in a chos
 codes of an interview are the distinct codes that count on its participants' segments (the
 coder options of ``coder freq``; a code is counted as it was applied, without roll-up).
 
-* base: the distinct codes in the first ``base`` interviews (their number is the denominator);
-* run: the next ``run`` interviews; its new information is the number of codes that appear in
-  the run and in no interview before it, divided by the number of codes in the base;
+* base: the distinct codes in the first ``base`` interviews (their number is the denominator
+  of every run, and stays so);
+* run: ``run`` consecutive interviews after the base; its new information is the number of
+  codes that appear in the run and in no interview before it, divided by the number of codes
+  in the base (the paper's example: 37 themes in a base of 4, 7 new in the first run of 2 =
+  19%);
 * the run slides one interview at a time; saturation is reached at the first run whose new
-  information is at or below ``threshold``, after the run's last interview ("saturation
-  reached after k interviews (base 4, run 2, <=5% new information)").
+  information is at or below ``threshold``, and is reported as the paper does: at the ``k``
+  interviews before that run, confirmed by the run (``k+r``, e.g. "11 interviews plus 2 to
+  confirm"): "saturation reached after k interviews, confirmed by the next r (k+r; base 4,
+  run 2, <=5% new information)".
 
 The classic curve (new and cumulative codes per added interview) is drawn for the chosen order
 with a band over ``rounds`` random orders of the same interviews (``seed`` makes it
@@ -29,7 +34,7 @@ from coder.analysis import counting, outputs
 from coder.errors import CoderError, UnknownReference
 
 ORDERS = ("import", "date", "random")   # or any participant attribute
-RUN_COLUMNS = ["run", "first", "last", "documents", "new_codes", "new_information",
+RUN_COLUMNS = ["run", "before", "first", "last", "documents", "new_codes", "new_information",
                "within_threshold", "new"]
 CURVE_COLUMNS = ["interview", "document", "order_value", "codes", "new_codes", "cumulative",
                  "random_mean", "random_low", "random_high"]
@@ -40,7 +45,7 @@ class Saturation:
     runs: pd.DataFrame
     curve: pd.DataFrame
     reached: bool
-    after: int | None              # k: interviews needed, when reached
+    after: int | None              # k: saturation at k interviews (the run after confirms it)
     base: int
     run: int
     threshold: float
@@ -60,24 +65,31 @@ class Saturation:
                 "information")
 
     @property
+    def confirmed_at(self) -> int | None:
+        """Interviews needed to see saturation: k and the run that confirms it."""
+        return self.after + self.run if self.reached else None
+
+    @property
     def statement(self) -> str:
-        """The sentence a methods section reports."""
+        """The sentence a methods section reports (Guest et al.'s k+r: saturation at k
+        interviews, confirmed by the run of r after them)."""
         if self.reached:
-            return f"Saturation reached after {self.after} interviews ({self.rule})."
+            return (f"Saturation reached after {self.after} interviews, confirmed by the next "
+                    f"{self.run} ({self.after}+{self.run}; {self.rule}).")
         return f"Saturation not reached ({self.rule})."
 
     def summary(self) -> str:
         text = self.statement
         if self.reached:
             r = self.runs[self.runs["within_threshold"]].iloc[0]
-            text += (f" Interviews {r['first']}\u2013{r['last']} added {r['new_codes']} new "
+            text += (f" Interviews {_span(r['first'], r['last'])} added {r['new_codes']} new "
                      f"code(s), {_pct(r['new_information'])} of the {self.base_codes} codes in "
                      "the base.")
         elif len(self.runs):
             r = self.runs.iloc[-1]
             text += (f" No run of {self.run} interviews after the base added \u2264"
-                     f"{_pct(self.threshold)} new codes; the last (interviews {r['first']}"
-                     f"\u2013{r['last']}) added {r['new_codes']} "
+                     f"{_pct(self.threshold)} new codes; the last (interviews "
+                     f"{_span(r['first'], r['last'])}) added {r['new_codes']} "
                      f"({_pct(r['new_information'])}).")
         if self.random_reached is not None:
             text += (f" Over {self.rounds} random orders of the interviews (seed {self.seed}) "
@@ -85,14 +97,15 @@ class Saturation:
             if self.random_after:
                 a = self.random_after
                 text += (f", after a median of {a['median']:g} interviews (95% of those: "
-                         f"{a['low']:g}\u2013{a['high']:g})")
+                         f"{a['low']:g}\u2013{a['high']:g}; each +{self.run} to confirm)")
             text += "."
         return text
 
     def tables(self) -> outputs.Tables:
         runs = outputs.Table(
             "Runs", self.runs, caption="Runs after the base",
-            labels={"run": "Run", "first": "First", "last": "Last", "documents": "Interviews",
+            labels={"run": "Run", "before": "Interviews before", "first": "First",
+                    "last": "Last", "documents": "Interviews",
                     "new_codes": "New codes", "new_information": "New information",
                     "within_threshold": "Within threshold", "new": "New codes (names)"},
             formats={"new_information": "{:.1%}"})
@@ -110,7 +123,8 @@ class Saturation:
                   "run": self.run, "threshold": self.threshold, "base_codes": self.base_codes,
                   "order": self.order, "rounds": self.rounds, "seed": self.seed,
                   "random_reached": self.random_reached, "random_after": self.random_after,
-                  "statement": self.statement, "N": self.N, "coders": self.coders})
+                  "confirmed_at": self.confirmed_at, "statement": self.statement,
+                  "N": self.N, "coders": self.coders})
 
     def figure(self, *, width_in: float = 6.5, title: str | None = None):
         return curve_figure(self, width_in=width_in, title=title)
@@ -118,6 +132,10 @@ class Saturation:
 
 def _pct(x: float) -> str:
     return f"{round(x * 100, 1):g}%"
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}\u2013{last}"
 
 
 def runs_of(sets: list[set], base: int, run: int) -> tuple[int, list[dict]]:
@@ -168,7 +186,7 @@ def saturation(study, *, order: str = "import", base: int = 4, run: int = 2,
     for i, r in enumerate(found, 1):
         names = sorted(r["new"], key=lambda c: book_order.get(c, 0))
         run_rows.append({
-            "run": i, "first": r["first"], "last": r["last"],
+            "run": i, "before": r["first"] - 1, "first": r["first"], "last": r["last"],
             "documents": ", ".join(d for _, d in docs[r["first"] - 1:r["last"]]),
             "new_codes": len(r["new"]), "new_information": r["share"],
             "within_threshold": bool(r["share"] <= threshold + 1e-12),
@@ -176,7 +194,7 @@ def saturation(study, *, order: str = "import", base: int = 4, run: int = 2,
     runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
     hit = runs[runs["within_threshold"]]
     reached = bool(len(hit))
-    after = int(hit.iloc[0]["last"]) if reached else None
+    after = int(hit.iloc[0]["before"]) if reached else None
 
     # the curve in this order, and the band over random orders
     codes = sorted(set().union(*sets), key=lambda c: book_order.get(c, 0))
@@ -215,8 +233,9 @@ def saturation(study, *, order: str = "import", base: int = 4, run: int = 2,
         f"Base = the distinct codes of the first {base} interviews ({base_n}). A run = "
         f"{run} consecutive interviews after the base, sliding by one; its new information = "
         "codes in the run that appear in no earlier interview, divided by the base's codes. "
-        f"Saturation is reached at the first run at or below {_pct(threshold)}, after that "
-        "run's last interview (Guest, Namey & Chen 2020, PLOS ONE 15(5): e0232076).",
+        f"Saturation is reached at the first run at or below {_pct(threshold)}: after the k "
+        f"interviews before that run, which confirms it (reported k+{run}; Guest, Namey & "
+        "Chen 2020, PLOS ONE 15(5): e0232076).",
         (f"Random band: 2.5% to 97.5% of the cumulative codes over {rounds} random orders of "
          f"the interviews (seed {seed})." if rounds else "No random orders (--rounds 0).")]
     return Saturation(runs, curve, reached, after, base, run, threshold, base_n,
@@ -225,14 +244,14 @@ def saturation(study, *, order: str = "import", base: int = 4, run: int = 2,
 
 
 def _first_k(cum: np.ndarray, base: int, run: int, threshold: float) -> int | None:
-    """The saturation point of one order from its cumulative code counts (new codes in a run =
-    the growth of the cumulative count over it)."""
+    """The saturation point k of one order from its cumulative code counts (new codes in a run
+    = the growth of the cumulative count over it; k = the interviews before that run)."""
     denominator = cum[base - 1]
     if denominator == 0:
         return None
     for start in range(base, len(cum) - run + 1):
         if (cum[start + run - 1] - cum[start - 1]) / denominator <= threshold + 1e-12:
-            return start + run
+            return start
     return None
 
 
@@ -302,8 +321,8 @@ def curve_figure(result: Saturation, *, width_in: float = 6.5, title: str | None
     plt = outputs.pyplot()
     c = result.curve
     n = len(c)
-    fig = plt.figure(figsize=(width_in, 3.6), dpi=200)
-    ax = fig.add_axes((0.09, 0.14, 0.88, 0.68))
+    fig = plt.figure(figsize=(width_in, 4.0), dpi=200)
+    ax = fig.add_axes((0.09, 0.27, 0.88, 0.56))
     x = c["interview"].to_numpy()
     if result.rounds:
         ax.fill_between(x, c["random_low"], c["random_high"], color="#9fb3c8", alpha=0.45,
@@ -319,9 +338,14 @@ def curve_figure(result: Saturation, *, width_in: float = 6.5, title: str | None
     ax.text(result.base / 2 + 0.5, top * 1.04, f"base ({result.base})", ha="center",
             va="bottom", fontsize=7, color="#4a5568")
     if result.reached:
-        ax.axvline(result.after, color="#a33a2a", linewidth=1.2)
-        ax.text(result.after + 0.1, top * 0.5, f"saturation after {result.after}",
-                rotation=90, va="center", ha="left", fontsize=7, color="#a33a2a")
+        # the saturation point k and the run that confirms it (Guest et al.'s k+r), labelled
+        # above the curve, where nothing else is drawn
+        k = result.after
+        ax.axvspan(k + 0.5, k + result.run + 0.5, color="#f4d8d3", alpha=0.6, linewidth=0,
+                   zorder=0, label=f"the run of {result.run} that confirms saturation")
+        ax.axvline(k + 0.5, color="#a33a2a", linewidth=1.2)
+        ax.text(k + 0.5, top * 1.04, f" saturation after {k} (+{result.run})", ha="left"
+                if k + 0.5 < n * 0.7 else "right", va="bottom", fontsize=7, color="#a33a2a")
     ax.set_xlim(0.5, n + 0.5)
     ax.set_ylim(0, top * 1.15)
     step = 1 if n <= 20 else max(1, round(n / 15))
@@ -331,7 +355,9 @@ def curve_figure(result: Saturation, *, width_in: float = 6.5, title: str | None
     ax.set_ylabel("Codes", fontsize=8)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.legend(fontsize=6.5, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 0.06))
+    # the legend below the axes: inside, it hid the late interviews and the saturation mark
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=6.5, frameon=False, ncol=2,
+               loc="lower center", bbox_to_anchor=(0.5, 0.0))
     fig.text(0.01, 0.97, title or "Thematic saturation: new codes per added interview",
              fontsize=9, fontweight="bold", va="top")
     fig.text(0.01, 0.91, result.statement, fontsize=7.5, va="top", color="#1d2430")

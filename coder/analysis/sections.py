@@ -58,8 +58,9 @@ def model_html(study, **who) -> str:
     return _img(fig, "The study's model: factors, categories and percent of participants")
 
 
-def memos_html(study, **_who) -> str:
-    frame = memos.memos(study)
+def memos_html(study, **who) -> str:
+    # one coder's table shows that coder's memos (a signed-in coder sees only their own)
+    frame = memos.memos(study, coder=who.get("coder"))
     if frame.empty:
         return _note("No memos yet (press m in the review to write one).")
     e = html.escape

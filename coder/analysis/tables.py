@@ -247,7 +247,10 @@ def to_markdown(df: pd.DataFrame, *, quotes: pd.DataFrame | None = None,
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
           "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-          "^": r"\textasciicircum{}"}
+          "^": r"\textasciicircum{}",
+          # outside T1 fonts pdflatex prints < > as other glyphs and stops at a bare ≤
+          "<": r"\textless{}", ">": r"\textgreater{}", "\u2264": r"$\leq$",
+          "\u2265": r"$\geq$"}
 
 
 def latex_escape(text: str) -> str:

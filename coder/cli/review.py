@@ -199,7 +199,8 @@ def accept(study, coder, min_precision, min_reviewed, dry_run, undo):
               show_default=True)
 @click.option("--history", is_flag=True, help="The audit trail: every change, in order.")
 def codings(study, coder, fmt, history):
-    """List decisions: what has been decided, by whom, when."""
+    """List decisions: what has been decided, by whom, when, with their memos (memo: the
+    coding's own; segment_memos: the coder's memos on the segment)."""
     from coder import review as lib
 
     if coder is not None:

@@ -229,7 +229,18 @@ def codings_list(study: Store, coder: str | None = None, history: bool = False) 
     if coder is not None:
         study.coder_id(coder, create=False)
         coder = study.resolve_coder(coder).name
-    return codings_frame(study, coder=coder, history=history)
+    frame = codings_frame(study, coder=coder, history=history)
+    if history:
+        return frame
+    # 'memo' is the coding's own memo; a memo the coder wrote on the segment itself (key m in
+    # the review) is shown beside it, so `coder codings` hands back every memo next to its codes
+    notes: dict[tuple, list[str]] = {}
+    for r in study.db.query("SELECT m.segment_id, c.name, m.text FROM memos m JOIN coders c "
+                            "ON c.id = m.coder_id WHERE m.segment_id IS NOT NULL ORDER BY m.id"):
+        notes.setdefault((r["segment_id"], r["name"]), []).append(r["text"])
+    frame["segment_memos"] = [" | ".join(notes.get((s, c), [])) for s, c in
+                              zip(frame["segment_id"], frame["coder"])]
+    return frame
 
 
 # -- bulk acceptance ---------------------------------------------------------------------------
