@@ -26,8 +26,8 @@ class Study(Store):
         return super().create(path, book=book, source=str(codebook) if codebook else None)
 
     # -- sources ----------------------------------------------------------------------------
-    def import_codebook(self, path: str | Path, *,
-                        drop_coded: bool = False) -> codebook_mod.Codebook:
+    def import_codebook(self, path: str | Path, *, drop_coded: bool = False,
+                        by: str | None = None) -> codebook_mod.Codebook:
         """Add a codebook file as a new version (a no-op if it is identical to the current one).
         A version that drops codes with codings is refused unless ``drop_coded``; see
         `codebook_diff` and `codebook_history` for what changed."""
@@ -35,7 +35,7 @@ class Study(Store):
 
         book = load(path)
         with self.db.transaction():
-            return self.store_codebook(book, source=str(path), drop_coded=drop_coded)
+            return self.store_codebook(book, source=str(path), drop_coded=drop_coded, by=by)
 
     def import_transcripts(self, paths, *, unit: str = "turn", interviewer=None,
                            participants: str | Path | None = None, replace: bool = False,

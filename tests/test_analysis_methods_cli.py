@@ -294,16 +294,17 @@ def test_report_names_the_codebook_version_its_tables_use(path, tmp_path):
     out = tmp_path / "v1.html"
     assert run("report", path, out).exit_code == 0
     assert re.search(r'<p class="muted">Version 1 of 1, imported [0-9T:Z-]+ from '
-                     r'[^<]*codebook\.yaml: the version every table in this report uses\.</p>',
-                     out.read_text())
+                     r'[^<]*codebook\.yaml( by [^<:]+)?: the version every table in this report '
+                     r'uses\.</p>', out.read_text())
     bigger = dict(SMALL_CODEBOOK, codes=[*SMALL_CODEBOOK["codes"], {"name": "Networks"}])
     v2 = write_codebook(tmp_path / "v2.yaml", bigger)
     with Study(path) as s:
-        s.import_codebook(v2)
+        s.import_codebook(v2, by="lead-anna")
         created = s.codebook_history().iloc[-1]["created_at"]
     assert run("report", path, out).exit_code == 0
     page = out.read_text()
-    assert (f"Version 2 of 2, imported {created} from {v2}: the version every table in this "
+    assert (f"Version 2 of 2, imported {created} from {v2} by lead-anna: the version every "
+            "table in this "
             "report uses (codings made under earlier versions count through their stable code "
             f"ids). Earlier versions and what changed: coder codebook history {path}.") in page
     assert page.index("Version 2 of 2") < page.index("<h2>Frequencies</h2>")

@@ -4,6 +4,7 @@ by id; a version that drops coded codes is refused unless --drop-coded; diff and
 
 from __future__ import annotations
 
+import getpass
 import re
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def test_drop_coded_accepts_records_and_history_shows_it(demo, tmp_path):
     data = yaml.safe_load(version_two(tmp_path).read_text())
     remove(data, "net-personal")
     path = write(tmp_path, "seed-v3.yaml", data)
-    result = run("codebook", "import", demo, path, "--drop-coded")
+    result = run("codebook", "import", demo, path, "--drop-coded", "--by", "lead-anna")
     assert result.exit_code == 0, result.output
     assert result.output == (
         "Codebook 'SME internationalization (six-factor model)': version 3, 64 codes.\n"
@@ -173,23 +174,27 @@ def test_drop_coded_accepts_records_and_history_shows_it(demo, tmp_path):
         assert s.code_codings(["net-personal"]) == {"net-personal": 12}  # kept
         assert "net-personal" not in set(s.frequencies(coders=["alice", "bob"])["id"])
         history = s.codebook_history()
-    assert history[["version", "codes", "changes", "dropped_coded"]].values.tolist() == [
-        [1, 65, "first version", ""],
-        [2, 65, "1 added, 1 removed, 1 renamed, 1 moved, 1 edited", ""],
-        [3, 64, "1 removed", "net-personal (12 codings)"]]
+    account = getpass.getuser()   # who ran `coder demo` and the import without --by
+    assert history[["version", "imported_by", "codes", "changes", "dropped_coded"]
+                   ].values.tolist() == [
+        [1, account, 65, "first version", ""],
+        [2, account, 65, "1 added, 1 removed, 1 renamed, 1 moved, 1 edited", ""],
+        [3, "lead-anna", 64, "1 removed", "net-personal (12 codings)"]]
 
     shown = run("codebook", "history", demo)
     assert shown.exit_code == 0
     lines = [re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "DATE", line)
              for line in shown.output.splitlines()]
-    width = len(str(path))
+    width, by = len(str(path)), max(len(account), len("lead-anna"))
     assert lines == [
-        "version  date                  codes  " + "source".ljust(width)
+        "version  date                  " + "by".ljust(by) + "  codes  " + "source".ljust(width)
         + "  changes from the version before",
-        "1        DATE  65     " + str(SEED).ljust(width) + "  first version",
-        "2        DATE  65     " + str(tmp_path / "seed-v2.yaml").ljust(width)
+        "1        DATE  " + account.ljust(by) + "  65     " + str(SEED).ljust(width)
+        + "  first version",
+        "2        DATE  " + account.ljust(by) + "  65     "
+        + str(tmp_path / "seed-v2.yaml").ljust(width)
         + "  1 added, 1 removed, 1 renamed, 1 moved, 1 edited",
-        "3        DATE  64     " + str(path).ljust(width)
+        "3        DATE  " + "lead-anna".ljust(by) + "  64     " + str(path).ljust(width)
         + "  1 removed; dropped with --drop-coded: net-personal (12 codings)"]
 
 

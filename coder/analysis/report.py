@@ -79,7 +79,8 @@ def _version_note(study, book) -> str:
     when = ""
     if len(row):
         r = row.iloc[0]
-        when = f", imported {r['created_at']}" + (f" from {r['source']}" if r["source"] else "")
+        when = f", imported {r['created_at']}" + (f" from {r['source']}" if r["source"] else "") \
+            + (f" by {r['imported_by']}" if r["imported_by"] else "")
     older = len(history) - 1
     text = f"Version {book.version} of {len(history)}{when}: the version every table in this "
     if not older:

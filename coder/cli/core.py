@@ -117,7 +117,10 @@ def codebook():
 @click.option("--drop-coded", is_flag=True, help="Accept a version without codes that have "
               "codings (the codings stay in the study but count in no table while no version "
               "has their code ids).")
-def codebook_import(study, path, drop_coded):
+@click.option("--by", "by", metavar="NAME",
+              help="Who adds this version, for the codebook's history (default: this "
+                   "computer's account name).")
+def codebook_import(study, path, drop_coded, by):
     """Add a codebook file (.yaml, .csv, .qdc) as a new codebook version.
 
     Prints what changed from the current version, code by code (by id: codings follow a
@@ -125,7 +128,7 @@ def codebook_import(study, path, drop_coded):
     --drop-coded."""
     s = Study(study)
     before = s.codebook_version
-    book = s.import_codebook(path, drop_coded=drop_coded)
+    book = s.import_codebook(path, drop_coded=drop_coded, by=by)
     if book.version == before:
         click.echo(f"Codebook unchanged (still version {book.version}).")
         return
@@ -159,19 +162,21 @@ def codebook_diff(study, old, new):
 @codebook.command("history")
 @study_argument
 def codebook_history(study):
-    """Every codebook version: date, source file, codes, and what changed from the one before."""
+    """Every codebook version: date, who added it, source file, codes, and what changed from
+    the one before."""
     df = Study(study).codebook_history()
     if df.empty:
         click.echo("No codebook yet.")
         return
-    rows = [("version", "date", "codes", "source", "changes from the version before")]
+    rows = [("version", "date", "by", "codes", "source", "changes from the version before")]
     for r in df.itertuples():
         changes = r.changes + (f"; dropped with --drop-coded: {r.dropped_coded}"
                                if r.dropped_coded else "")
-        rows.append((str(r.version), r.created_at, str(r.codes), r.source or "-", changes))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((str(r.version), r.created_at, r.imported_by or "-", str(r.codes),
+                     r.source or "-", changes))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[5])
 
 
 @codebook.command("show")

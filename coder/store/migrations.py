@@ -561,4 +561,12 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_coder ON sessions(coder_id);
 """,
     ),
+    (
+        "0015_codebook_imported_by",
+        """
+-- Who added each codebook version (`coder codebook import --by`, else the computer account):
+-- a codebook's history says when, from which file and by whom.
+ALTER TABLE codebook_versions ADD COLUMN imported_by TEXT;
+""",
+    ),
 ]

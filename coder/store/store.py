@@ -119,13 +119,14 @@ class Store:
         return self._codebooks[version]
 
     def store_codebook(self, book: codebook_mod.Codebook, source: str, *,
-                       drop_coded: bool = False) -> codebook_mod.Codebook:
+                       drop_coded: bool = False, by: str | None = None) -> codebook_mod.Codebook:
         """Add a codebook as a new version (the current one if identical); inside the caller's
         transaction.
 
         A version without a code that has codings (compared by id) is refused unless
         ``drop_coded``: those codings would count in no table. Dropped they stay in the study
-        (and count again if a later version brings the id back); the version records them."""
+        (and count again if a later version brings the id back); the version records them.
+        ``by``: who adds it (default: the computer account running coder)."""
         previous = self.codebook() if self.codebook_version else None
         book = codebook_mod.assign_ids(book, previous)
         # another tool's GUIDs, verbatim, for the next export (a code's id outlives versions)
@@ -152,9 +153,9 @@ class Store:
         version = (self.codebook_version or 0) + 1
         self.db.execute(
             "INSERT INTO codebook_versions (version, name, description, source, sha256, content,"
-            " created_at, dropped_coded) VALUES (?,?,?,?,?,?,?,?)",
+            " created_at, dropped_coded, imported_by) VALUES (?,?,?,?,?,?,?,?,?)",
             (version, book.name, book.description, source, book.sha256, book.canonical_json(), now(),
-             json.dumps(dropped)))
+             json.dumps(dropped), by or _account()))
         self.db.conn.executemany(
             "INSERT INTO codes (codebook_version, id, parent_id, path, name, depth, position,"
             " description, include, exclude, items, examples, speakers, color, codable)"
@@ -194,20 +195,21 @@ class Store:
         version before (``changes``) and which coded codes it dropped (``dropped_coded``)."""
         rows = []
         previous = None
-        for info in self.db.query("SELECT version, name, source, created_at, dropped_coded "
-                                  "FROM codebook_versions ORDER BY version"):
+        for info in self.db.query("SELECT version, name, source, created_at, dropped_coded, "
+                                  "imported_by FROM codebook_versions ORDER BY version"):
             book = self.codebook(info["version"])
             dropped = json.loads(info["dropped_coded"] or "{}")
             rows.append({
                 "version": info["version"], "created_at": info["created_at"],
+                "imported_by": info["imported_by"] or "",
                 "source": info["source"] or "", "name": info["name"], "codes": len(book),
                 "changes": (codebook_mod.diff(previous, book).summary() if previous is not None
                             else "first version"),
                 "dropped_coded": ", ".join(f"{i} ({n} coding{'s' if n != 1 else ''})"
                                            for i, n in dropped.items())})
             previous = book
-        return pd.DataFrame(rows, columns=["version", "created_at", "source", "name", "codes",
-                                           "changes", "dropped_coded"])
+        return pd.DataFrame(rows, columns=["version", "created_at", "imported_by", "source",
+                                           "name", "codes", "changes", "dropped_coded"])
 
     # -- documents, segments, participants --------------------------------------------------
     def documents(self) -> pd.DataFrame:
@@ -337,3 +339,13 @@ def check_coder_name(name: str | None) -> str:
         raise CoderError(f"coder name {name!r} has no letter or digit",
                          hint="use a plain name such as 'alice'")
     return name
+
+
+def _account() -> str | None:
+    """The computer account running coder: who added a codebook version when not told."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # no such user in the password database (some containers)
+        return None
