@@ -39,7 +39,7 @@ class DemoResult:
 def transcripts() -> list[Path]:
     return sorted(p for p in DEMO_DATA.iterdir()
                   if p.suffix in TRANSCRIPT_SUFFIXES and p.stem != "participants"
-                  and p.name not in ("decisions.csv",))
+                  and p.name not in ("decisions.csv", "memos.csv"))
 
 
 def play_decisions(study: Study, path: Path) -> int:
@@ -59,6 +59,21 @@ def play_decisions(study: Study, path: Path) -> int:
                           source="demo")
             n += 1
     return n
+
+
+def play_memos(study: Study, path: Path) -> int:
+    """The demo coders' memos on segments (`coder.review.memo`), as `m` in the review writes
+    them, so the report's and the web page's memo views have something to show."""
+    from coder import review
+
+    seg_ids = {(r["document"], r["position"]): r["segment_id"]
+               for r in study.db.query("SELECT document, position, segment_id FROM segment_view")}
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        review.memo(study, row["coder"], seg_ids[(row["document"], int(row["segment"]))],
+                    row["memo"])
+    return len(rows)
 
 
 def run_demo(out: str | Path, *, echo: Callable[[str], None] = print,
@@ -93,7 +108,8 @@ def run_demo(out: str | Path, *, echo: Callable[[str], None] = print,
 
     echo("4/7  Playing the scripted review of demo coders alice and bob")
     result.decisions = play_decisions(study, DEMO_DATA / "decisions.csv")
-    echo(f"     {result.decisions} decisions stored")
+    memos = play_memos(study, DEMO_DATA / "memos.csv")
+    echo(f"     {result.decisions} decisions and {memos} memos stored")
 
     echo("5/7  Training on confirmed codes and re-suggesting")
     summary = suggest.train(study, coders=["alice", "bob"], embedder=embedder)

@@ -19,6 +19,11 @@ def test_demo_runs_every_stage(tmp_path):
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "<script>" not in report.split("<body", 1)[1] or "&lt;script&gt;" in report
     assert (out / "frequencies.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every section of the report, memos included, on the demo study
+    assert "decisions and 4 memos stored" in result.output
+    for heading in ("Frequencies", "Co-occurrence", "Saturation", "Memos"):
+        assert heading in report, heading
+    assert "Collateral and slow grants together" in report
     study = Study(out / "study.db")
     status = study.status()
     assert status.documents == 10 and status.participants == 10

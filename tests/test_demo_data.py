@@ -45,3 +45,13 @@ def test_decisions_use_codes_of_the_seed_codebook():
         assert d["code"] == "" or d["code"] in leaves
     keys = [(d["document"], d["segment"], d["code"], d["coder"]) for d in decisions]
     assert len(keys) == len(set(keys))
+
+
+def test_memos_are_on_segments_the_demo_coders_decided():
+    decided = {(d["document"], d["segment"], d["coder"]) for d in rows("decisions.csv")}
+    memos = rows("memos.csv")
+    assert list(memos[0]) == ["document", "segment", "coder", "memo"]
+    assert len(memos) == 4
+    for m in memos:
+        assert (m["document"], m["segment"], m["coder"]) in decided, m
+        assert m["memo"].strip()
