@@ -554,3 +554,10 @@ def test_analyses_leave_the_study_unchanged(small, tmp_path):
     with pytest.raises(CoderError):
         saturation.saturation(small, coder="alice")        # 4 interviews: too few
     assert dump(small.path) == before
+
+
+def test_markdown_cells_keep_angle_brackets_pipes_and_backslashes():
+    """A memo like "<push>" must not vanish as an HTML tag when the .md table is rendered."""
+    from coder.analysis.tables import _md_cell
+
+    assert _md_cell("ask <push> | a\\b\nnext") == "ask \\<push> \\| a\\\\b next"

@@ -220,7 +220,9 @@ def _missing(v) -> bool:
 
 
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    # "\<": a memo or quote like "<push>" shows as written instead of vanishing as an HTML tag
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<").replace(
+        "\n", " ")
 
 
 def to_markdown(df: pd.DataFrame, *, quotes: pd.DataFrame | None = None,
