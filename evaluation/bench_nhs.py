@@ -13,7 +13,8 @@ per-code cuts chosen on out-of-fold probabilities of 5-fold cross-validation on 
 respondent, and, for comparison with the issue, cuts tuned on dev itself (optimistic); (c) word
 overlap with the codebook; (d) MiniLM top-1 cosine to name + description; (e) the prototype in
 ``training/topical.py``, day one (``CodebookScorer``) and trained (``TopicalClassifier``);
-(f) coder's own suggester through its library (``coder.Study``), day one and trained.
+(f) coder's own suggester through its library (``coder.Study``), day one and trained, and its
+learning curve: trained on the first 5, 10, 20, ... train respondents only (``CURVE``).
 
 Scores: micro-F1 over all (answer, code) cells, macro-F1 over the codes with at least one dev
 answer (31 of 32: no dev answer is coded *Parking*), samples-F1 (per answer, averaged). The
@@ -35,6 +36,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import re
 import sys
 import tempfile
@@ -129,13 +131,22 @@ class CachedEmbedder:
     def key(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def cache_keys(self, texts: list[str]) -> list[str]:
+        """The sha256 of each text; a text longer than the model reads (embedded in windows
+        since issue 18) gets coder's WINDOWED_KEY after it, so a cached vector of its start
+        only is never used, and every short text's cached vector stays valid."""
+        from coder.machine.embed import WINDOWED_KEY, long_texts
+
+        return [self.key(t) + (WINDOWED_KEY if long else "")
+                for t, long in zip(texts, long_texts(texts))]
+
     def model(self):
         if self._model is None:
             self._model = topical.default_embedder()
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        keys = [self.key(t) for t in texts]
+        keys = self.cache_keys(list(texts))
         todo = {k: t for k, t in zip(keys, texts) if k not in self.index}
         if todo:
             new = np.asarray(self.model().encode(list(todo.values())), dtype=np.float32)
@@ -322,6 +333,8 @@ STEPS = [
                                    "threshold_shrink": 20.0}),
 ]
 DEFAULT_STEP = 1  # the row that is coder's shipped model
+# learning curve: coder's defaults trained on the first k train respondents (documents)
+CURVE = [5, 10, 20, 40, 80, 160, 320, 640, 1280]
 
 
 def oof_scores(study, version: int, coders: list[str]) -> dict[str, float]:
@@ -358,35 +371,65 @@ def day_one_before(study, emb, dev_docs, predicted) -> np.ndarray:
         "threshold": model.thresholds_[j], "rank": rank[i, j]}))
 
 
+def build_study(corpus: Path, folder: Path):
+    """A coder study in ``folder`` with the corpus's codebook and every transcript, no codes.
+    coder refuses '/' in code names, so the codebook is copied with '/' -> ' or ' (ids kept)."""
+    from coder import Study
+
+    book = yaml.safe_load((corpus / "codebook.yaml").read_text(encoding="utf-8"))
+
+    def fix(nodes):
+        for n in nodes:
+            n["name"] = re.sub(r"\s*/\s*", " or ", n["name"])
+            fix(n.get("codes") or [])
+    fix(book["codes"])
+    (folder / "codebook.yaml").write_text(yaml.safe_dump(book, allow_unicode=True,
+                                                         sort_keys=False), encoding="utf-8")
+    study = Study.create(folder / "nhs.db", codebook=folder / "codebook.yaml")
+    # some respondents' answers are word for word another's ('Nothing'): import them all
+    study.import_transcripts(sorted((corpus / "transcripts").glob("*.txt")),
+                             allow_duplicate=True)
+    return study
+
+
+def predicted_codes(sugg: pd.DataFrame, rows: pd.DataFrame, ids: list[str],
+                    fallback: bool = True) -> np.ndarray:
+    """(answers of ``rows``, codes) 0/1: every suggestion at or above its threshold, else (with
+    ``fallback``) the rank-1 suggestion. Segment positions are transcript lines + 1."""
+    row = {k: r for r, k in enumerate(zip(rows["doc_id"], rows["turn_index"] + 1))}
+    col = {c: j for j, c in enumerate(ids)}
+    P = np.zeros((len(rows), len(ids)), dtype=np.int8)
+    for key, grp in sugg.groupby(["document", "segment"]):
+        if key not in row:
+            continue
+        yes = grp[grp["score"] >= grp["threshold"]]
+        if yes.empty and fallback:
+            yes = grp[grp["rank"] == 1]
+        P[row[key], [col[c] for c in yes["code_id"]]] = 1
+    return P
+
+
 def coder_rows(corpus: Path, answers, Y, codes, emb, timing, steps=STEPS):
     """Build a study (train codes as coder 'nhs'), suggest on dev from the codebook, train,
     suggest again. Predicted codes: score >= the suggestion's threshold, else the rank-1 code.
     coder refuses '/' in code names, so the codebook is copied with '/' -> ' or ' (ids kept)."""
-    from coder import Study
-
     ids = [c["id"] for c in codes]
     dv = answers[answers["split"] == "dev"]
     Ydv = Y[(answers["split"] == "dev").to_numpy()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        book = yaml.safe_load((corpus / "codebook.yaml").read_text(encoding="utf-8"))
-
-        def fix(nodes):
-            for n in nodes:
-                n["name"] = re.sub(r"\s*/\s*", " or ", n["name"])
-                fix(n.get("codes") or [])
-        fix(book["codes"])
-        (tmp / "codebook.yaml").write_text(yaml.safe_dump(book, allow_unicode=True,
-                                                          sort_keys=False), encoding="utf-8")
         t = time.perf_counter()
-        study = Study.create(tmp / "nhs.db", codebook=tmp / "codebook.yaml")
-        # some respondents' answers are word for word another's ('Nothing'): import them all
-        study.import_transcripts(sorted((corpus / "transcripts").glob("*.txt")),
-                                 allow_duplicate=True)
+        study = build_study(corpus, tmp)
         tr = answers[answers["split"] == "train"]
-        pd.DataFrame([(d, i + 1, ids[j], "nhs", "confirmed")
+        # the learning curve's coders: the first k train respondents of a seeded shuffle
+        order = sorted(set(tr["doc_id"]))
+        random.Random(0).shuffle(order)
+        curve = [k for k in CURVE if k < len(order)]
+        rank = {d: r for r, d in enumerate(order)}
+        pd.DataFrame([(d, i + 1, ids[j], who, "confirmed")
                       for (d, i), row in zip(zip(tr["doc_id"], tr["turn_index"]),
                                              Y[(answers["split"] == "train").to_numpy()])
+                      for who in ["nhs"] + [f"nhs_{k}" for k in curve if rank[d] < k]
                       for j in np.flatnonzero(row)],
                      columns=["document", "segment", "code", "coder", "decision"]) \
             .to_csv(tmp / "codes.csv", index=False)
@@ -395,19 +438,8 @@ def coder_rows(corpus: Path, answers, Y, codes, emb, timing, steps=STEPS):
         dev_docs = sorted(set(dv["doc_id"]))
         out = []
 
-        row = {k: r for r, k in enumerate(zip(dv["doc_id"], dv["turn_index"] + 1))}
-        col = {c: j for j, c in enumerate(ids)}
-
         def predicted(sugg: pd.DataFrame, fallback: bool = True) -> np.ndarray:
-            P = np.zeros(Ydv.shape, dtype=np.int8)
-            for key, grp in sugg.groupby(["document", "segment"]):
-                if key not in row:
-                    continue
-                yes = grp[grp["score"] >= grp["threshold"]]
-                if yes.empty and fallback:
-                    yes = grp[grp["rank"] == 1]
-                P[row[key], [col[c] for c in yes["code_id"]]] = 1
-            return P
+            return predicted_codes(sugg, dv, ids, fallback)
 
         t = time.perf_counter()
         s0 = study.suggest(documents=dev_docs, top_k=len(ids), min_score=0.0, embedder=emb,
@@ -444,6 +476,16 @@ def coder_rows(corpus: Path, answers, Y, codes, emb, timing, steps=STEPS):
         out.append(("(f) coder, trained, rank-1 code only",
                     scores(Ydv, predicted(s_default[s_default["rank"] == 1]
                                           .assign(threshold=np.inf))), None))
+        timing["curve"] = []
+        for k in curve:  # coder's defaults, trained on the first k respondents only
+            t = time.perf_counter()
+            study.train(coders=[f"nhs_{k}"], embedder=emb)
+            fit_s = time.perf_counter() - t
+            s_k = study.suggest(documents=dev_docs, top_k=len(ids), min_score=0.0, embedder=emb,
+                                recompute=True)
+            n = int(tr["doc_id"].map(rank).lt(k).sum())
+            timing["curve"].append((k, n, scores(Ydv, predicted(s_k)), fit_s))
+            log(f"curve {k} respondents ({n} answers): {timing['curve'][-1][2]}")
         study.close()
     return out
 
@@ -528,6 +570,18 @@ def report(rows, day_one, chosen, timing, counts, command, per_code=()) -> str:
                   "codes' answers, not evidence. The options are also measured on AnnoMI "
                   "(`training/README.md`): Platt scaling per code reorders a one-of-K scheme's "
                   "codes there and lowers client macro-F1, so they stay off by default."]
+    if timing.get("curve"):
+        lines += ["", "Learning curve: coder's suggester (defaults) trained on the answers of the "
+                  "first k train respondents (documents) of a seeded shuffle (nested sets), "
+                  "scored on the 600 dev answers by the rule of (f). Few respondents leave most "
+                  "codes without a positive: those keep their codebook prototype.", "",
+                  "| respondents coded | answers | dev micro-F1 | dev macro-F1 | dev samples-F1 "
+                  "| fit s |", "|---|---|---|---|---|---|"]
+        for k, n, dv_s, fit_s in timing["curve"]:
+            lines.append(f"| {k} | {n} | {fmt(dv_s)} | {fit_s:.2f} |")
+        lines.append(f"| all ({counts['train_docs']}) | {counts['train']} | "
+                     f"{fmt(timing['coder_steps'][DEFAULT_STEP][4])} | "
+                     f"{timing['coder_train_s']:.2f} |")
     if "coder_train_s" in timing:
         lines += ["", "(f) is coder's suggester as it is in the working tree on this date "
                   "(`coder.Study`, default settings unless the row says otherwise, the train "
@@ -606,8 +660,16 @@ def main(argv=None) -> int:
                   per_code_table(model, codes, Ys, Pdv))
     print(text)
     if not args.no_write:
-        args.results.write_text(text, encoding="utf-8")
+        write_keeping_sections(args.results, text)
     return 0
+
+
+def write_keeping_sections(path: Path, text: str) -> None:
+    """Write this benchmark's part of the results file; the ``## `` sections other scripts
+    added after it (evaluation/bench_active.py) stay."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    at = old.find("\n## ")
+    path.write_text(text + (old[at:] if at >= 0 else ""), encoding="utf-8")
 
 
 if __name__ == "__main__":

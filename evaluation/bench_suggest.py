@@ -69,18 +69,23 @@ def load_reference(corpus: Path):
     return docs, codes
 
 
-def build_study(corpus: Path, folder: Path, codes: pd.DataFrame, train_docs: list[str]):
+def build_study(corpus: Path, folder: Path, codes: pd.DataFrame, train_docs: list[str], *,
+                interviewer: str | None = "THERAPIST", reference: bool = True):
+    """The study, and (document, turn index) -> segment id. ``interviewer=None``: both speakers
+    are participants (both queued for review); ``reference=False``: no codes imported."""
     book = annomi_convert.write(corpus, folder / "annomi_codebook.yaml")
     study = Study.create(folder / "annomi.db", codebook=book)
     paths = sorted((corpus / "transcripts").glob("*.txt"))
     t = time.perf_counter()
-    study.import_transcripts(paths, interviewer="THERAPIST")
+    study.import_transcripts(paths, interviewer=interviewer)
     log(f"imported {len(paths)} transcripts in {time.perf_counter() - t:.1f}s")
     segs = study.segments(include_interviewer=True)
     key = {(d, p - 1): s for d, p, s in zip(segs["document"], segs["position"], segs["segment_id"])}
     missing = [(d, i) for d, i in zip(codes["doc_id"], codes["turn_index"]) if (d, i) not in key]
     if missing:
         raise SystemExit(f"{len(missing)} coded turns have no segment (first: {missing[0]})")
+    if not reference:
+        return study, key
     # reference codes of the train documents as coders: all of them, and nested subsets
     order = sorted(train_docs)
     random.Random(0).shuffle(order)

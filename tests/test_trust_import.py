@@ -248,8 +248,9 @@ def test_long_segments_are_reported_at_import(tmp_path):
     assert result.exit_code == 0
     assert result.output == (
         "Imported 1 document(s), replaced 0, unchanged 0; 6 segments (unit: turn).\n"
-        "Warning: p03: 2 segments are longer than the model reads (~256 word pieces); "
-        "suggestions see only their start: consider --unit sentence\n")
+        "Warning: p03: 2 segments are longer than the model reads at once (~256 word pieces); "
+        "they are embedded in overlapping windows, which blurs suggestions: consider --unit "
+        "sentence\n")
     # as sentences every segment fits
     db2 = tmp_path / "sentences.db"
     run("init", db2, "--codebook", SEED)

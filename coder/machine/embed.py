@@ -8,6 +8,12 @@ the Hugging Face hub switched off, run by one of three backends (``make_embedder
 (sentence-transformers, float32), or ONNX Runtime on a copy exported on this computer
 (``onnx_backend``: float32, or int8, the default). The backend is part of the cache key, so
 vectors of two backends never meet in one model.
+
+Every backend embeds a text longer than the model reads in overlapping windows and averages
+them (``onnx_backend.windows``/``pool_windows``). Vectors cached before that were of the text's
+start only, so the bundled model's long texts are cached under their own key (the model name
+plus WINDOWED_KEY): they are encoded again once, and every short text's cached vector (the same
+with windows or without) stays valid.
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from coder.errors import CoderError
+from coder.machine.onnx_backend import (
+    MODEL_WINDOW,
+    WINDOW_STRIDE,
+    long_texts,
+    pool_windows,
+    windows,
+)
 from coder.store.db import text_hash
 
 if TYPE_CHECKING:
@@ -37,6 +50,8 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 STORE_DTYPE = np.dtype("<f2")
 STORED_DTYPES = {"<f4": np.dtype("<f4"), "<f2": np.dtype("<f2")}
 WRITE_EVERY = 10_000  # texts encoded per transaction of the cache
+# what the bundled model's long texts are cached under, after its name (see the module's text)
+WINDOWED_KEY = f"#windows-{MODEL_WINDOW}-{WINDOW_STRIDE}"
 
 
 @runtime_checkable
@@ -92,13 +107,15 @@ class SentenceTransformerEmbedder:
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """One vector per text; a text longer than the model reads is embedded in windows."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         progress = self.progress if self.progress is not None else sys.stderr.isatty()
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size,
-                                    show_progress_bar=bool(progress and len(texts) > self.batch_size),
+        pieces, owner = windows(texts)
+        vectors = self.model.encode(pieces, batch_size=self.batch_size,
+                                    show_progress_bar=bool(progress and len(pieces) > self.batch_size),
                                     convert_to_numpy=True, normalize_embeddings=True)
-        return np.asarray(vectors, dtype=np.float32)
+        return pool_windows(np.asarray(vectors, dtype=np.float32), owner, len(texts))
 
 
 class HashingEmbedder:
@@ -203,7 +220,10 @@ def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
     unique: dict[str, str] = {}
     for h, t in zip(hashes, texts):
         unique.setdefault(h, t)
-    cached = _load(study, embedder.name, list(unique))
+    key = cache_keys(embedder, unique)
+    cached: dict[str, np.ndarray] = {}
+    for model in sorted(set(key.values())):
+        cached.update(_load(study, model, [h for h in unique if key[h] == model]))
     if cached:  # a vector of another length can only be damage: encode it again
         dims = [v.shape[0] for v in cached.values()]
         usual = max(set(dims), key=dims.count)
@@ -221,13 +241,26 @@ def embed_texts(study: Store, texts: Sequence[str], embedder: Embedder,
             conn.executemany(
                 "INSERT OR REPLACE INTO embeddings (model, text_hash, dim, vector, dtype) "
                 "VALUES (?,?,?,?,?)",
-                [(embedder.name, h, int(v.shape[0]), v.tobytes(), STORE_DTYPE.str)
+                [(key[h], h, int(v.shape[0]), v.tobytes(), STORE_DTYPE.str)
                  for h, v in zip(keys, stored)])
         cached.update(zip(keys, stored.astype(np.float32)))
         done += len(keys)
         if progress is not None:
             progress(done, len(missing))
     return np.vstack([cached[h] for h in hashes]).astype(np.float32)
+
+
+def cache_keys(embedder: Embedder, texts: dict[str, str]) -> dict[str, str]:
+    """The ``model`` each text's vector is cached under (``texts``: hash -> text): the embedder's
+    name; for a text of the bundled model (any backend) longer than it reads, that name plus
+    WINDOWED_KEY, so a vector of its start only, cached before windows, is never read for it."""
+    keys = dict.fromkeys(texts, embedder.name)
+    if backend_of(embedder.name) is not None:
+        hashes = list(texts)
+        for h, long in zip(hashes, long_texts([texts[h] for h in hashes])):
+            if long:
+                keys[h] = embedder.name + WINDOWED_KEY
+    return keys
 
 
 def _encoded(embedder: Embedder, texts: list[str]):

@@ -12,6 +12,13 @@ sentence-transformers does them, so ``onnx-fp32`` gives the torch model's vector
 
 A process that has the exported file never imports torch: that, as much as the arithmetic,
 is why a cold ``coder suggest`` starts faster.
+
+A text longer than the model reads (MODEL_WINDOW word pieces, [CLS] and [SEP] included) is not
+cut off: :func:`windows` splits it, between words, into overlapping windows (one starting every
+WINDOW_STRIDE pieces), each is embedded, and :func:`pool_windows` averages their vectors and
+normalises the mean. Both backends (this one and sentence-transformers in ``embed``) use these
+two functions, so they agree on long texts as on short ones; a text the model reads whole is
+its own only window and keeps exactly the vector it had before.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,7 @@ from coder.errors import CoderError
 
 MODEL_NAME = "all-MiniLM-L6-v2"  # = embed.DEFAULT_MODEL (embed imports this module, not back)
 MODEL_WINDOW = 256          # word pieces the model reads (sentence-transformers' max_seq_length)
+WINDOW_STRIDE = 128         # a longer text: a window of MODEL_WINDOW - 2 pieces every this many
 DIM = 384
 VARIANTS = ("fp32", "int8")
 FORMAT = 1                  # bump when the export recipe changes: old files are made again
@@ -269,6 +278,102 @@ def _tokenizer():
     return tok
 
 
+@lru_cache(maxsize=1)
+def full_tokenizer():
+    """The model's tokenizer without truncation or padding: what finds a long text's windows."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def window_spans(word_ids: Sequence[int], size: int = MODEL_WINDOW - 2,
+                 stride: int = WINDOW_STRIDE) -> list[tuple[int, int]]:
+    """(start, end) word-piece ranges covering a text's ``word_ids`` (the word of each piece,
+    [CLS]/[SEP] left out): windows of at most ``size`` pieces, one starting every ``stride``
+    pieces, both ends moved back to the start of a word so no word is split (unless one word
+    is longer than a window). The last window ends with the text: it holds at least
+    ``size - stride`` pieces, so a text just over the window is not topped up by a scrap."""
+    n = len(word_ids)
+    if n <= size:
+        return [(0, n)]
+
+    def word_start(i: int) -> int:
+        while i > 0 and word_ids[i - 1] == word_ids[i]:
+            i -= 1
+        return i
+
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start + size < n:
+        end = word_start(start + size)
+        spans.append((start, end if end > start else start + size))
+        step = word_start(start + stride)
+        start = step if step > start else start + stride
+    spans.append((start, n))
+    return spans
+
+
+def windows(texts: Sequence[str], tokenizer=None, *, size: int = MODEL_WINDOW - 2,
+            stride: int = WINDOW_STRIDE) -> tuple[list[str], np.ndarray]:
+    """The texts to embed for ``texts`` and, for each, the row of the text it belongs to. A text
+    of at most ``size`` word pieces is its own piece; a longer one gives the characters of each
+    of its :func:`window_spans`. Only texts longer than ``size`` characters are tokenized (a
+    word piece covers at least one character). ``tokenizer``: anything with ``encode_batch``
+    giving encodings with ``word_ids`` and ``offsets`` (default: the model's own)."""
+    texts = list(texts)
+    long_rows = [i for i, t in enumerate(texts) if len(t) > size]
+    spans: dict[int, list[tuple[int, int]]] = {}
+    if long_rows:
+        tok = tokenizer or full_tokenizer()
+        for i, enc in zip(long_rows, tok.encode_batch([texts[i] for i in long_rows])):
+            keep = [k for k, w in enumerate(enc.word_ids) if w is not None]  # not [CLS]/[SEP]
+            if len(keep) > size:
+                words = [enc.word_ids[k] for k in keep]
+                offsets = [enc.offsets[k] for k in keep]
+                spans[i] = [(offsets[a][0], offsets[b - 1][1])
+                            for a, b in window_spans(words, size, stride)]
+    pieces: list[str] = []
+    owner: list[int] = []
+    for i, text in enumerate(texts):
+        for a, b in spans.get(i, [(0, len(text))]):
+            pieces.append(text[a:b])
+            owner.append(i)
+    return pieces, np.asarray(owner, dtype=np.int64)
+
+
+def long_texts(texts: Sequence[str], tokenizer=None, *, size: int = MODEL_WINDOW - 2
+               ) -> list[bool]:
+    """Whether each text is longer than the model reads (so is embedded in windows)."""
+    texts = list(texts)
+    flags = [len(t) > size for t in texts]
+    rows = [i for i, f in enumerate(flags) if f]
+    if rows:
+        tok = tokenizer or full_tokenizer()
+        for i, enc in zip(rows, tok.encode_batch([texts[i] for i in rows])):
+            flags[i] = sum(w is not None for w in enc.word_ids) > size
+    return flags
+
+
+def pool_windows(vectors: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """One L2-normalised row per text: the mean of its windows' vectors, normalised again. A
+    text with one window keeps its vector as it is (bit for bit)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if len(owner) == n:  # every text read whole
+        return vectors
+    out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
+    np.add.at(out, owner, vectors)
+    counts = np.bincount(owner, minlength=n)
+    many = counts > 1
+    norms = np.linalg.norm(out[many], axis=1, keepdims=True)
+    out[many] = out[many] / np.maximum(norms, 1e-12)
+    single = np.flatnonzero(counts[owner] == 1)
+    out[owner[single]] = vectors[single]
+    return out
+
+
 def _tokenize(tok, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, padded to the longest text of the batch."""
     return _padded(tok.encode_batch(texts))
@@ -311,6 +416,7 @@ class OnnxEmbedder:
         self.model_file = Path(model_file) if model_file is not None else None
         self._session = None
         self._tok = None
+        self._full = None
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -336,6 +442,7 @@ class OnnxEmbedder:
         self._session = ort.InferenceSession(str(path), options,
                                              providers=["CPUExecutionProvider"])
         self._tok = _tokenizer()
+        self._full = full_tokenizer()
 
     def _run(self, encs) -> np.ndarray:
         """Mean-pooled, normalised vectors of one batch of tokenized texts."""
@@ -348,10 +455,15 @@ class OnnxEmbedder:
         return pooled / np.maximum(norms, 1e-12)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """One vector per text; a text longer than the model reads is embedded in windows."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         self.load()
-        texts = list(texts)
+        pieces, owner = windows(texts, self._full)
+        return pool_windows(self._encode_pieces(pieces), owner, len(texts))
+
+    def _encode_pieces(self, texts: list[str]) -> np.ndarray:
+        """Vectors of texts the model reads whole (its truncation is only a safety net)."""
         encs = self._tok.encode_batch(texts)
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]

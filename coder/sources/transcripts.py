@@ -652,8 +652,9 @@ def _store(study: Store, t: Transcript, unit: str, interviewers: set[str], repla
         report.long_segments[t.name] = long
         report.warnings.append(
             f"{t.name}: {long} segment{'s are' if long != 1 else ' is'} longer than the model "
-            f"reads (~{MODEL_WINDOW} word pieces); suggestions see only "
-            f"{'their' if long != 1 else 'its'} start: "
+            f"reads at once (~{MODEL_WINDOW} word pieces); "
+            f"{'they are' if long != 1 else 'it is'} embedded in overlapping windows, which "
+            "blurs suggestions: "
             + ("consider --unit sentence" if unit != "sentence"
                else "consider splitting them in the transcript"))
 
