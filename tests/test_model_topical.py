@@ -220,3 +220,72 @@ def test_character_ngrams_match_scikit_learns_char_wb():
     total = np.asarray(counts.fit_transform(texts).sum(axis=0)).ravel()
     assert len(capped.terms_) == 40
     assert min(total[counts.vocabulary_[t]] for t in capped.terms_) >= np.sort(total)[-40]
+
+
+def test_word_tfidf_matches_scikit_learns_vectorizer():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from coder.machine.model import WordNgrams
+
+    texts, _ = corpus()
+    texts = [*texts, "A an  I?", "Mm-hmm. Yeah! Yeah!", "naïve café, naïve", ""]
+    for min_df, cap in ((1, None), (2, None), (1, 25), (2, 7)):
+        ref = TfidfVectorizer(lowercase=True, ngram_range=(1, 2), sublinear_tf=True,
+                              min_df=min_df, max_features=cap, token_pattern=WordNgrams.TOKEN,
+                              dtype=np.float32)
+        ours = WordNgrams(min_df=min_df, max_features=cap)
+        A, B = ref.fit_transform(texts[::2]), ours.fit_transform(texts[::2])
+        assert ours.vocabulary_ == ref.vocabulary_  # the same terms, ties on the cap too
+        np.testing.assert_array_equal(ours.idf_, ref.idf_)
+        # to the bit, stored in the same order: a retrain learns exactly what it learnt before
+        for a, b in ((A, B), (ref.transform(texts[1::2]), ours.transform(texts[1::2]))):
+            assert b.dtype == a.dtype == np.float32
+            for part in ("indptr", "indices", "data"):
+                np.testing.assert_array_equal(getattr(b, part), getattr(a, part))
+    with pytest.raises(ValueError):
+        WordNgrams().fit_transform(["", "  "])
+
+
+def test_folds_are_scikit_learns():
+    from sklearn.model_selection import GroupKFold, KFold
+
+    from coder.machine.model import _group_folds, _shuffled_folds
+
+    groups = np.random.default_rng(3).integers(0, 11, 300)
+    for k in (2, 3, 5):
+        for ours, ref in ((_group_folds(groups, k),
+                           GroupKFold(n_splits=k).split(np.zeros(300), groups=groups)),
+                          (_shuffled_folds(97, k, 7),
+                           KFold(n_splits=k, shuffle=True, random_state=7).split(np.zeros(97)))):
+            ref = list(ref)
+            assert len(ours) == len(ref) == k
+            for (a, b), (c, d) in zip(ours, ref):
+                np.testing.assert_array_equal(a, c)
+                np.testing.assert_array_equal(b, d)
+
+
+def test_prediction_by_distinct_texts_equals_the_design_matrix(emb):
+    """predict_proba sums each block's logits per distinct text, a few rows at a time; the
+    stacked design matrix of training gives the same logits."""
+    model, X, texts = fit(emb, context_embedding=True, **ALL_ON)
+    context_texts = [""] + texts[:-1]
+    context = np.vstack([np.zeros((1, X.shape[1]), np.float32), X[:-1]])
+    extra = np.zeros((len(X), 0))
+    Xs, Xd = model._design(model._tfidf(texts, context_texts), X, context, extra)
+    expected = _linear(Xs, Xd, model.coef_.T.astype(np.float64), model.intercept_)
+    W = model.coef_.T.astype(np.float64)
+    n_text = W.shape[0] - model._n_dense()
+    got = (model._dense_logits(X, context, extra, W[n_text:], chunk=7) + model.intercept_
+           + model._text_logits(texts, context_texts, W[:n_text]))
+    # (the codebook columns are float32 products: their last digits follow BLAS's blocking)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_the_model_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys, coder.machine.suggest, coder.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -208,6 +208,81 @@ def test_training_is_deterministic(toy, emb):
     assert a["code_id"].tolist() == b["code_id"].tolist()
 
 
+def stored_suggestions(study):
+    return study.db.query("SELECT segment_id, code_id, score, rank, source, threshold, "
+                          "model_version, codebook_version FROM suggestions "
+                          "ORDER BY segment_id, code_id")
+
+
+def second_toy(tmp_path, name):
+    """A study made as `toy` is, in its own folder."""
+    folder = tmp_path / name
+    folder.mkdir()
+    book = folder / "toy.yaml"
+    book.write_text(CODEBOOK, encoding="utf-8")
+    s = Study.create(folder / "toy.db", codebook=book)
+    s.import_transcripts(write_transcripts(folder))
+    return s
+
+
+def test_train_and_suggest_stores_what_train_then_suggest_store(toy, tmp_path):
+    """One process retrains and re-scores every segment: the same model, the same
+    suggestions as `train` then `suggest --recompute`, each text encoded once."""
+    one, emb_one, emb_two = second_toy(tmp_path, "one"), HashingEmbedder(256), HashingEmbedder(256)
+    for study, e in ((toy, emb_two), (one, emb_one)):
+        lib.suggest(study, embedder=e, min_score=0.0)  # the codebook's, to be replaced
+        code_all(study, documents=["d00", "d01", "d02", "d03"])
+    encoded = emb_one.calls
+    lib.train(toy, embedder=emb_two)
+    two = lib.suggest(toy, embedder=emb_two, min_score=0.0, recompute=True)
+    summary, both = lib.train_and_suggest(one, embedder=emb_one, min_score=0.0)
+    assert emb_one.calls == encoded  # nothing encoded again
+    assert summary.version == 2 and summary.trained_on["documents"] == 4
+    assert stored_suggestions(one) == stored_suggestions(toy)
+    assert set(both["document"]) == {f"d{d:02d}" for d in range(6)}  # every document
+    assert (both["model_version"] == 2).all()
+    assert list(both.columns) == list(two.columns)
+    keys = ["segment_id", "code_id"]
+    pd_two, pd_both = (d.sort_values(keys).reset_index(drop=True) for d in (two, both))
+    assert pd_both.drop(columns="segment_id").equals(pd_two.drop(columns="segment_id"))
+    one.close()
+
+
+def test_a_large_rewrite_builds_the_suggestion_indexes_again(toy, emb, monkeypatch):
+    def indexes():
+        return toy.db.query("SELECT name, sql FROM sqlite_master WHERE type='index' AND "
+                            "tbl_name='suggestions' ORDER BY name")
+
+    before = indexes()
+    lib.suggest(toy, embedder=emb, min_score=0.0)
+    expected = stored_suggestions(toy)
+    monkeypatch.setattr(lib, "BULK_REWRITE", 1)
+    lib.suggest(toy, embedder=emb, min_score=0.0, recompute=True)
+    assert stored_suggestions(toy) == expected
+    assert indexes() == before and len(before) >= 3
+    plan = " ".join(r["detail"] for r in toy.db.query(
+        "EXPLAIN QUERY PLAN SELECT * FROM suggestions WHERE code_id='x'"))
+    assert "suggestions_by_code" in plan
+
+
+def test_features_of_some_documents_are_those_read_for_them(toy, emb):
+    segs = toy.segments(include_interviewer=True)
+    feats = lib.segment_features(toy, segs, emb)
+    keep = segs["document"].isin(["d01", "d04"]).to_numpy()
+    part = lib.segment_features(toy, segs[keep].reset_index(drop=True), emb)
+    got = feats.documents(keep)
+    np.testing.assert_array_equal(got.X, part.X)
+    np.testing.assert_array_equal(got.context, part.context)
+    np.testing.assert_array_equal(got.previous, part.previous)
+    assert got.texts == part.texts and got.context_texts == part.context_texts
+    assert (part.context[part.previous < 0] == 0).all()
+    np.testing.assert_array_equal(part.context[1], part.X[0])  # the turn before, same document
+    rows = np.array([3, 1, 4])
+    assert feats.kwargs(rows, context=False)["context"] is None
+    np.testing.assert_array_equal(feats.kwargs(rows)["context"], feats.context[rows])
+    assert feats.kwargs()["texts"] is feats.texts  # all rows: no copies
+
+
 def test_stored_model_reloads_from_arrays(toy, emb):
     code_all(toy)
     lib.train(toy, embedder=emb)
@@ -315,6 +390,12 @@ def test_cli_suggest_export_train_models(toy, tmp_path, fake_model):
     assert "Markets" in r.output
     r = runner.invoke(cli, ["models", path])
     assert r.exit_code == 0 and "trained" in r.output and "codebook" in r.output
+    r = runner.invoke(cli, ["train", path, "--suggest", "--min-score", "0", "--top-k", "2"])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("Model v3: trained on 54 segments")
+    assert r.output.splitlines()[-1].startswith("108 suggestions for 54 segments "
+                                                "(model v3, trained); sources: ")
+    assert toy.db.one("SELECT COUNT(*), MIN(model_version) FROM suggestions")[:] == (108, 3)
 
 
 def test_cli_bad_input(toy, tmp_path, fake_model):

@@ -52,11 +52,7 @@ def register(cli):
                 return
             version = int(df["model_version"].iloc[0])
             kind = s.db.one("SELECT kind FROM models WHERE version=?", (version,))["kind"]
-            segments = df["segment_id"].nunique()
-            click.echo(f"{len(df)} suggestions for {segments} segments "
-                       f"(model v{version}, {kind}); sources: "
-                       + ", ".join(f"{k} {v}" for k, v in
-                                   df["source"].value_counts().sort_index().items()))
+            _print_suggested(df, version, kind)
 
     @cli.group("suggestions")
     def suggestions_group():
@@ -78,14 +74,31 @@ def register(cli):
     @click.option("--coders", help="Comma-separated coders whose decisions to learn from (default: all).")
     @click.option("--report", type=click.Path(dir_okay=False), help="Also write the model summary as JSON.")
     @click.option("--seed", type=int, default=0, show_default=True)
-    def train_cmd(study, coders, report, seed):
+    @click.option("--suggest", "then_suggest", is_flag=True,
+                  help="Then re-score every segment with the new model, as `coder suggest "
+                       "--recompute` would (faster in one command: segments and vectors are "
+                       "read once).")
+    @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
+                  help="With --suggest: most codes to suggest per segment.")
+    @click.option("--min-score", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+                  help="With --suggest: lowest calibrated score worth suggesting.")
+    @click.option("--include-interviewer", is_flag=True,
+                  help="With --suggest: suggest codes for interviewer turns too.")
+    def train_cmd(study, coders, report, seed, then_suggest, top_k, min_score,
+                  include_interviewer):
         """Refit the suggestion model on confirmed and rejected codes (a new model version)."""
         from coder.machine import suggest as lib
 
         with _open(study) as s, bar("Encoding segments") as progress, \
                 working("Training (cross-validated by document)"):
-            m = lib.train(s, coders=split_list(coders), report=report, seed=seed,
-                          progress=progress)
+            if then_suggest:
+                m, df = lib.train_and_suggest(
+                    s, coders=split_list(coders), report=report, seed=seed, top_k=top_k,
+                    min_score=min_score, include_interviewer=include_interviewer,
+                    progress=progress)
+            else:
+                m = lib.train(s, coders=split_list(coders), report=report, seed=seed,
+                              progress=progress)
         on = m.trained_on
         click.echo(f"Model v{m.version}: trained on {on['segments']} segments from "
                    f"{on['documents']} documents by {', '.join(on['coders'])}; classifiers for "
@@ -95,6 +108,8 @@ def register(cli):
             _print_cross_validated(m.metrics, rows, lib.JUDGE_AT)
         if report:
             click.echo(f"Report: {report}")
+        if then_suggest:
+            _print_suggested(df, m.version, "trained")
 
     @cli.command("models")
     @study_argument
@@ -108,6 +123,15 @@ def register(cli):
             click.echo("No models yet (coder suggest uses the codebook alone; coder train learns).")
             return
         click.echo(df.to_string(index=False, na_rep="-"))
+
+
+def _print_suggested(df, version: int, kind: str) -> None:
+    if df.empty:
+        click.echo(f"No suggestions scored high enough (model v{version}, {kind}).")
+        return
+    click.echo(f"{len(df)} suggestions for {df['segment_id'].nunique()} segments "
+               f"(model v{version}, {kind}); sources: "
+               + ", ".join(f"{k} {v}" for k, v in df["source"].value_counts().sort_index().items()))
 
 
 def _print_cross_validated(metrics: dict, rows: list[dict], judge_at: int) -> None:

@@ -37,17 +37,22 @@ recall and F1. Everything learned is a plain array (`to_arrays` / `from_arrays`)
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
-from sklearn.base import BaseEstimator
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics import brier_score_loss, log_loss
-from sklearn.model_selection import GroupKFold, KFold
 from threadpoolctl import threadpool_limits
+
+# scikit-learn is not imported here: its estimator contract is followed (get_params, fit,
+# predict_proba; sklearn.base.clone works) but importing it costs about a second of every
+# `coder train` and `coder suggest` (scipy.stats with it); what coder used of it, word TF-IDF
+# and the folds, is `WordNgrams` and `_group_folds`/`_shuffled_folds`, which tests compare
+# with scikit-learn's.
 
 SOURCES = ("codebook", "blend", "classifier")
 
@@ -61,7 +66,34 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
-class CodeSuggester(BaseEstimator):
+class _Estimator:
+    """scikit-learn's BaseEstimator parameters: ``get_params``/``set_params`` over the
+    ``__init__`` arguments, as sklearn.base.clone expects them."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
+                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any):
+        names = self._param_names()
+        for name, value in params.items():
+            if name not in names:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = type(self)()
+        changed = {k: v for k, v in self.get_params().items()
+                   if repr(v) != repr(getattr(default, k))}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+class CodeSuggester(_Estimator):
     """Scores codes for segments; see the module docstring for the formulas.
 
     Inputs (rows are segments): ``X`` the segment embeddings (n, d); keyword ``context`` the
@@ -139,10 +171,8 @@ class CodeSuggester(BaseEstimator):
         return _sigmoid(g * self.zs_a_ + self.zs_b_)
 
     # -- classifier features ----------------------------------------------------------------
-    def _vectorizer(self) -> TfidfVectorizer:
-        return TfidfVectorizer(lowercase=True, ngram_range=(1, 2), sublinear_tf=True,
-                               min_df=self.min_df, max_features=self.max_features,
-                               token_pattern=r"(?u)\b\w+\b|[?!]", dtype=np.float32)
+    def _vectorizer(self) -> WordNgrams:
+        return WordNgrams(min_df=self.min_df, max_features=self.max_features)
 
     def _char_vectorizer(self) -> CharNgrams:
         return CharNgrams(min_df=self.min_df, max_features=self.char_features or None,
@@ -185,6 +215,51 @@ class CodeSuggester(BaseEstimator):
         if self.codebook_features:
             dense.append(self.codebook_features * self._codebook_columns(X))
         return Xs, np.hstack(dense)
+
+    @property
+    def uses_context_vectors(self) -> bool:
+        """Whether ``context`` (the previous turns' embeddings) is read at all."""
+        return bool(self.context and self.context_embedding)
+
+    def _n_dense(self) -> int:
+        """How many dense columns `_design` gives (after the TF-IDF columns)."""
+        d = self.prototypes_.shape[1]
+        return (d * (1 + int(self.uses_context_vectors)) + self.n_extra_
+                + (len(self.code_ids_) if self.codebook_features else 0))
+
+    def _dense_logits(self, X, context, extra, W: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """``dense @ W`` for `_design`'s dense block, a few thousand rows at a time: at 30,000
+        segments the whole float64 block is 100 MB of fresh memory for one small product."""
+        n = len(X)
+        out = np.zeros((n, W.shape[1]))
+        for start in range(0, n, chunk):
+            rows = slice(start, start + chunk)
+            _, dense = self._design(
+                None, X[rows], None if context is None else context[rows],
+                None if extra is None else extra[rows])
+            out[rows] = dense @ W
+        return out
+
+    def _text_logits(self, texts, context_texts, W: np.ndarray) -> np.ndarray:
+        """``tfidf @ W`` for `_tfidf`'s columns without building that matrix: each distinct
+        text is analysed and multiplied once, and its row of logits shared by every segment
+        (and previous turn) with that text."""
+        texts = list(texts)
+        both = texts + (list(context_texts) if self.context else [])
+        index = {t: i for i, t in enumerate(dict.fromkeys(both))}
+        inverse = np.fromiter(map(index.__getitem__, both), dtype=np.int64, count=len(both))
+        distinct = list(index)
+        seg, n_words = inverse[:len(texts)], len(self.vectorizer_.vocabulary_)
+        rows = self.vectorizer_.transform(distinct)
+        out = np.asarray(rows @ W[:n_words])[seg]
+        at = n_words
+        if self.context:
+            out += np.asarray(rows @ W[at:at + n_words])[inverse[len(texts):]]
+            at += n_words
+        if self.char_vectorizer_ is not None and len(texts):
+            chars = self.char_vectorizer_.transform(distinct[:int(seg.max()) + 1])
+            out += np.asarray(chars @ W[at:])[seg]
+        return out
 
     def _codebook_columns(self, X) -> np.ndarray:
         """(n, codes): each row's best cosine with one piece of the codebook's own text (never
@@ -433,9 +508,8 @@ class CodeSuggester(BaseEstimator):
 
     def _folds(self, n: int, groups):
         if groups is not None and len(np.unique(groups)) >= self.cv:
-            return list(GroupKFold(n_splits=self.cv).split(np.zeros(n), groups=groups))
-        return list(KFold(n_splits=max(2, min(self.cv, n)), shuffle=True,
-                          random_state=self.seed).split(np.zeros(n)))
+            return _group_folds(np.asarray(groups), self.cv)
+        return _shuffled_folds(n, max(2, min(self.cv, n)), self.seed)
 
     # -- predict ----------------------------------------------------------------------------
     def source_of(self, c: int) -> str:
@@ -456,9 +530,11 @@ class CodeSuggester(BaseEstimator):
         if len(trained):
             texts = list(texts) if texts is not None else [""] * n
             context_texts = list(context_texts) if context_texts is not None else [""] * n
-            tfidf = self._tfidf(texts, context_texts) if self.vectorizer_ is not None else None
-            Xs, Xd = self._design(tfidf, X, context, extra)
-            logits = _linear(Xs, Xd, self.coef_.T.astype(np.float64), self.intercept_)
+            W = self.coef_.T.astype(np.float64)
+            n_text = W.shape[0] - self._n_dense()
+            logits = self._dense_logits(X, context, extra, W[n_text:]) + self.intercept_
+            if self.vectorizer_ is not None:
+                logits += self._text_logits(texts, context_texts, W[:n_text])
             for c in trained:
                 j = self.clf_index_[c]
                 a, b = self.platt_[j]
@@ -544,38 +620,50 @@ class CharNgrams:
 
     @staticmethod
     def _words(texts) -> tuple[sp.csr_matrix, list[str]]:
-        index: dict[str, int] = {}
-        indptr, indices = [0], []
-        for t in texts:
-            for w in t.lower().split():
-                indices.append(index.setdefault(w, len(index)))
-            indptr.append(len(indices))
+        """(texts x distinct words) counts; words numbered in order of first appearance."""
+        split = [t.lower().split() for t in texts]
+        every = list(chain.from_iterable(split))
+        index = {w: i for i, w in enumerate(dict.fromkeys(every))}
+        indices = np.fromiter(map(index.__getitem__, every), dtype=np.int32, count=len(every))
+        indptr = np.zeros(len(split) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, split), dtype=np.int64, count=len(split)),
+                  out=indptr[1:])
         counts = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
-                               shape=(len(indptr) - 1, len(index)))
+                               shape=(len(split), len(index)))
         counts.sum_duplicates()
         return counts, list(index)
 
     def _grams_of(self, words: list[str], vocabulary: dict[str, int] | None):
         """(words x n-grams) counts; with ``vocabulary``, its columns only."""
-        index = {} if vocabulary is None else vocabulary
-        indptr, indices = [0], []
-        for w in words:
-            for g in self.grams(w):
-                j = index.setdefault(g, len(index)) if vocabulary is None else index.get(g)
-                if j is not None:
-                    indices.append(j)
-            indptr.append(len(indices))
-        m = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
-                          shape=(len(words), len(index)))
-        m.sum_duplicates()
+        grams = [self.grams(w) for w in words]
+        every = list(chain.from_iterable(grams))
+        if vocabulary is None:  # numbered in order of first appearance
+            index = {g: i for i, g in enumerate(dict.fromkeys(every))}
+            cols = np.fromiter(map(index.__getitem__, every), dtype=np.int64, count=len(every))
+        else:
+            index = vocabulary
+            cols = np.fromiter(map(index.get, every, repeat(-1)), dtype=np.int64,
+                               count=len(every))
+        known = cols >= 0
+        rows = np.repeat(np.arange(len(words)),
+                         np.fromiter(map(len, grams), dtype=np.int64, count=len(grams)))
+        m = sp.csr_matrix((np.ones(int(known.sum()), np.float32), (rows[known], cols[known])),
+                          shape=(len(words), len(index)))  # duplicates summed
         return m, index
 
     def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Sublinear tf times idf, rows scaled to unit length: to the bit what coder computed
+        before as four sparse products (``counts @ diags(idf)``, its square summed per row in
+        float32, ``diags(1 / norm) @ counts``), done on the stored values in one pass each."""
         counts = counts.tocsr()
-        counts.data = 1.0 + np.log(counts.data)
-        counts = counts @ sp.diags(self.idf_)
-        norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
-        return (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ counts).astype(np.float32)
+        data = 1.0 + np.log(counts.data)
+        data *= self.idf_[counts.indices]
+        squares = sp.csr_matrix((data * data, counts.indices, counts.indptr), shape=counts.shape)
+        norms = np.sqrt(np.asarray(squares.sum(axis=1)).ravel())
+        row = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        data *= (1.0 / np.where(norms > 0, norms, 1.0))[row]
+        return sp.csr_matrix((data.astype(np.float32), counts.indices, counts.indptr),
+                             shape=counts.shape)
 
     def fit_transform(self, texts) -> sp.csr_matrix:
         tw, words = self._words(texts)
@@ -612,13 +700,139 @@ class CharNgrams:
         return self
 
 
-def _vocabulary(vec: TfidfVectorizer) -> tuple[np.ndarray, np.ndarray]:
+def _sublinear_tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """float32 counts weighed as scikit-learn's TfidfTransformer(sublinear_tf=True) does, to
+    the bit: 1 + log(count), times idf, each row divided by its length (float32 squares summed
+    in double, in the order the row stores them)."""
+    data = np.log(counts.data, dtype=np.float32)
+    data += 1.0
+    data *= np.asarray(idf, np.float32)[counts.indices]
+    lengths = np.diff(counts.indptr)
+    row = np.repeat(np.arange(counts.shape[0]), lengths)
+    norms = np.sqrt(np.bincount(row, weights=(data * data).astype(np.float64),
+                                minlength=counts.shape[0]))
+    norms[norms == 0] = 1.0
+    data = (data / norms[row]).astype(np.float32)
+    return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
+
+
+class WordNgrams:
+    """TF-IDF of words and pairs of words: what scikit-learn's ``TfidfVectorizer(
+    lowercase=True, ngram_range=(1, 2), sublinear_tf=True, min_df, max_features,
+    token_pattern=TOKEN, dtype=float32)`` gives (the same vocabulary, chosen the same way;
+    tests compare them), with each text's terms looked up in one pass in C instead of
+    scikit-learn's Python loop over every term of every text (most of a re-suggest's time at
+    30,000 segments). ``vocabulary_`` and ``idf_`` are what it keeps."""
+
+    TOKEN = r"(?u)\b\w+\b|[?!]"
+
+    def __init__(self, min_df: int = 1, max_features: int | None = None):
+        self.min_df = min_df
+        self.max_features = max_features
+        self.token_pattern = self.TOKEN
+
+    def _terms(self, texts) -> tuple[list[str], np.ndarray]:
+        """Every text's words, then its pairs of neighbouring words, one list for all texts,
+        and how many terms each text has."""
+        tokenize = re.compile(self.token_pattern).findall
+        terms: list[str] = []
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            words = tokenize(text.lower())
+            pairs = [a + " " + b for a, b in zip(words, words[1:])]
+            terms += words
+            terms += pairs
+            lengths[i] = len(words) + len(pairs)
+        return terms, lengths
+
+    @staticmethod
+    def _counts(rows, cols, shape) -> sp.csr_matrix:
+        return sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=shape)
+
+    def fit_transform(self, texts) -> sp.csr_matrix:
+        texts = list(texts)
+        terms, lengths = self._terms(texts)
+        if not terms:
+            raise ValueError("empty vocabulary")
+        # numbered as they first appear, then renumbered in the terms' order, as scikit-learn
+        # does (so each row stores its terms in the same order: the same sums to the bit)
+        index = {t: i for i, t in enumerate(dict.fromkeys(terms))}
+        counts = self._counts(np.repeat(np.arange(len(texts)), lengths),
+                              np.fromiter(map(index.__getitem__, terms), dtype=np.int64,
+                                          count=len(terms)), (len(texts), len(index)))
+        names = sorted(index)
+        column = np.empty(len(names), dtype=counts.indices.dtype)
+        column[[index[t] for t in names]] = np.arange(len(names))
+        counts.indices = column.take(counts.indices)
+        df = np.bincount(counts.indices, minlength=counts.shape[1])
+        mask = df >= self.min_df
+        if self.max_features is not None and mask.sum() > self.max_features:
+            # the most frequent terms, chosen by the very expression scikit-learn uses (its
+            # ties fall the same way)
+            tfs = np.asarray(counts.sum(axis=0)).ravel()
+            chosen = (-tfs[mask]).argsort()[:self.max_features]
+            keep = np.zeros(len(df), dtype=bool)
+            keep[np.where(mask)[0][chosen]] = True
+            mask = keep
+        kept = np.where(mask)[0]
+        if not len(kept):
+            raise ValueError("After pruning, no terms remain")
+        self.vocabulary_ = {names[i]: j for j, i in enumerate(kept)}
+        idf = np.full(len(kept), len(texts) + 1, dtype=np.float32)
+        idf /= df[kept].astype(np.float32) + 1.0
+        np.log(idf, out=idf)
+        self.idf_ = idf + np.float32(1.0)
+        return _sublinear_tfidf(counts[:, kept], self.idf_)
+
+    def transform(self, texts) -> sp.csr_matrix:
+        texts = list(texts)
+        terms, lengths = self._terms(texts)
+        cols = np.fromiter(map(self.vocabulary_.get, terms, repeat(-1)), dtype=np.int64,
+                           count=len(terms))
+        known = cols >= 0
+        counts = self._counts(np.repeat(np.arange(len(texts)), lengths)[known], cols[known],
+                              (len(texts), len(self.vocabulary_)))
+        return _sublinear_tfidf(counts, self.idf_)
+
+
+def _group_folds(groups: np.ndarray, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's ``GroupKFold(n_splits).split`` (no shuffling): the largest groups first,
+    each to the fold with the fewest rows so far."""
+    unique, group_of = np.unique(groups, return_inverse=True)
+    sizes = np.bincount(group_of.ravel())
+    order = np.argsort(sizes, kind="stable")[::-1]
+    rows_in = np.zeros(n_splits)
+    fold_of_group = np.zeros(len(unique))
+    for g in order:
+        lightest = np.argmin(rows_in)
+        rows_in[lightest] += sizes[g]
+        fold_of_group[g] = lightest
+    fold = fold_of_group[group_of.ravel()]
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(n_splits)]
+
+
+def _shuffled_folds(n: int, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's ``KFold(n_splits, shuffle=True, random_state=seed).split``."""
+    order = np.arange(n)
+    np.random.RandomState(seed).shuffle(order)
+    sizes = np.full(n_splits, n // n_splits, dtype=int)
+    sizes[:n % n_splits] += 1
+    out, start = [], 0
+    for size in sizes:
+        test = np.zeros(n, dtype=bool)
+        test[order[start:start + size]] = True
+        out.append((np.flatnonzero(~test), np.flatnonzero(test)))
+        start += size
+    return out
+
+
+def _vocabulary(vec: WordNgrams) -> tuple[np.ndarray, np.ndarray]:
     """A fitted vectorizer's terms in column order and their idf, as plain arrays."""
     terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
     return np.asarray(terms, dtype=str), vec.idf_.astype(np.float32)
 
 
-def _restored(vec: TfidfVectorizer, terms: np.ndarray, idf: np.ndarray) -> TfidfVectorizer:
+def _restored(vec: WordNgrams, terms: np.ndarray, idf: np.ndarray) -> WordNgrams:
     vec.vocabulary_ = {str(t): i for i, t in enumerate(terms)}
     vec.idf_ = np.asarray(idf, dtype=np.float32)
     return vec
@@ -785,8 +999,8 @@ def calibration(scores, outcomes, bins: int = 10) -> dict[str, float]:
     which = np.minimum((p * bins).astype(int), bins - 1)
     ece = sum(abs(p[which == b].mean() - y[which == b].mean()) * (which == b).mean()
               for b in range(bins) if (which == b).any())
-    return {"log_loss": float(log_loss(y, p, labels=[0, 1])),
-            "brier": float(brier_score_loss(y, p)), "ece": float(ece),
+    log_loss = -float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return {"log_loss": log_loss, "brier": float(np.mean((y - p) ** 2)), "ece": float(ece),
             "mean_score": float(p.mean()), "positive_rate": float(y.mean())}
 
 

@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,18 +145,60 @@ def eligibility(codes: list[Code], segments: pd.DataFrame) -> np.ndarray:
 
 @dataclass
 class Features:
+    """Per segment row: its embedding ``X``, text, the previous turn's text (same document, ""
+    for a document's first turn), ``extra`` dense features (speaker role) and ``previous`` (the
+    row of the previous turn, -1 for none). The previous turn's embedding (``context``) is made
+    on demand: the model reads it only with ``context_embedding``, and at 30,000 segments it is
+    50 MB."""
+
     X: np.ndarray
-    context: np.ndarray
     texts: list[str]
     context_texts: list[str]
     extra: np.ndarray
+    previous: np.ndarray
 
-    def kwargs(self, rows: np.ndarray | None = None) -> dict[str, Any]:
-        if rows is None:
-            rows = np.arange(len(self.X))
-        return {"context": self.context[rows], "texts": [self.texts[i] for i in rows],
+    @property
+    def context(self) -> np.ndarray:
+        return self.context_of(np.arange(len(self.X)))
+
+    def context_of(self, rows: np.ndarray) -> np.ndarray:
+        """The previous turn's embedding of each of ``rows`` (zeros where there is none)."""
+        prev = self.previous[rows]
+        out = self.X[np.maximum(prev, 0)]
+        out[prev < 0] = 0.0
+        return out
+
+    def kwargs(self, rows: np.ndarray | None = None, *, context: bool = True) -> dict[str, Any]:
+        """The model's keyword inputs for ``rows`` (all rows: no copies); ``context=False``
+        leaves out the previous turns' embeddings (for a model that does not read them)."""
+        if rows is None or _every_row(rows, len(self.X)):
+            return {"context": self.context if context else None, "texts": self.texts,
+                    "context_texts": self.context_texts, "extra": self.extra}
+        return {"context": self.context_of(rows) if context else None,
+                "texts": [self.texts[i] for i in rows],
                 "context_texts": [self.context_texts[i] for i in rows],
                 "extra": self.extra[rows]}
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """The embeddings of ``rows`` (all rows: no copy)."""
+        return self.X if _every_row(rows, len(self.X)) else self.X[rows]
+
+    def documents(self, keep: np.ndarray) -> Features:
+        """The features of the rows in ``keep`` (a boolean mask of whole documents): what
+        `segment_features` gives for those rows alone."""
+        if keep.all():
+            return self
+        new = np.cumsum(keep) - 1
+        prev = self.previous[keep]
+        return Features(self.X[keep], [t for t, k in zip(self.texts, keep) if k],
+                        [t for t, k in zip(self.context_texts, keep) if k], self.extra[keep],
+                        np.where(prev >= 0, new[np.maximum(prev, 0)], -1))
+
+
+def _every_row(rows: np.ndarray, n: int) -> bool:
+    rows = np.asarray(rows)
+    return len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1
+                                          and bool((np.diff(rows) == 1).all())))
 
 
 def segment_features(study: Store, segments: pd.DataFrame, embedder: Embedder,
@@ -167,12 +210,11 @@ def segment_features(study: Store, segments: pd.DataFrame, embedder: Embedder,
     X = embed_segments(study, segments, embedder, progress=progress)
     doc = segments["document_id"].to_numpy()
     same_doc = np.r_[False, doc[1:] == doc[:-1]]
-    prev = np.r_[0, np.arange(len(segments) - 1)]
-    context = np.where(same_doc[:, None], X[prev], 0.0).astype(np.float32)
+    previous = np.where(same_doc, np.arange(len(segments)) - 1, -1)
     texts = segments["text"].tolist()
-    context_texts = [texts[p] if s else "" for p, s in zip(prev, same_doc)]
+    context_texts = [texts[p] if p >= 0 else "" for p in previous.tolist()]
     extra = (segments["role"].to_numpy() == "interviewer").astype(np.float32)[:, None]
-    return Features(X, context, texts, context_texts, extra)
+    return Features(X, texts, context_texts, extra, previous)
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -317,22 +359,85 @@ def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
             hint="add descriptions to the codebook, or code some segments and run: coder train "
                  f"{study.path}")
     segs = study.segments(documents=documents, include_interviewer=True)
-    target = np.ones(len(segs), bool) if include_interviewer else \
-        np.array(segs["role"] == "participant", dtype=bool)
     current = version if version is not None else _existing_codebook_model(study, book, embedder)
-    if not recompute and current is not None and target.any():
+    done = set()
+    if not recompute and current is not None:
         done = {r[0] for r in study.db.query(
             "SELECT DISTINCT segment_id FROM suggestions WHERE model_version=?", (current,))}
+    return _score(study, book, codes, model, version, embedder, segs, None, top_k=top_k,
+                  min_score=min_score, include_interviewer=include_interviewer, done=done,
+                  progress=progress)
+
+
+class _StudySegments:
+    """Every segment of the study in reading order and its features, read on first use and
+    then shared, when one process trains and suggests (`train_and_suggest`)."""
+
+    def __init__(self, study: Store, embedder: Embedder, progress: Progress | None):
+        self.study, self.embedder, self.progress = study, embedder, progress
+        self._read: tuple[pd.DataFrame, Features] | None = None
+
+    def get(self) -> tuple[pd.DataFrame, Features]:
+        if self._read is None:
+            segs = self.study.segments(include_interviewer=True)
+            self._read = segs, segment_features(self.study, segs, self.embedder, self.progress)
+        return self._read
+
+    def documents(self, doc_ids) -> tuple[pd.DataFrame, Features]:
+        """Those documents' segments and features, as if read for them alone."""
+        segs, feats = self.get()
+        keep = segs["document_id"].isin(doc_ids).to_numpy()
+        return segs[keep].reset_index(drop=True), feats.documents(keep)
+
+
+_COLUMNS = [*SUGGESTION_COLUMNS, "code_id", "segment_id", "threshold"]
+_INSERT = ("INSERT INTO suggestions (segment_id, code_id, score, rank, source, threshold, "
+           "model_version, codebook_version, created_at) VALUES (?,?,?,?,?,?,?,?,?)")
+
+
+BULK_REWRITE = 20_000  # suggestions written at once from which their indexes are rebuilt
+
+
+def _replace_suggestions(conn, segment_ids: list[int], rows, n_rows: int) -> None:
+    """The suggestions of ``segment_ids`` replaced by ``rows``, in the caller's transaction.
+    A rewrite of ``BULK_REWRITE`` rows or more drops the table's secondary indexes and builds
+    them again afterwards from the SQL the study holds for them: one sort instead of keeping
+    them in order row by row (a third less time for 90,000 rows)."""
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='suggestions' "
+        "AND sql IS NOT NULL").fetchall() if n_rows >= BULK_REWRITE else []
+    for name, _ in indexes:
+        conn.execute('DROP INDEX "%s"' % name.replace('"', '""'))
+    conn.execute("DELETE FROM suggestions WHERE segment_id IN (SELECT value FROM json_each(?))",
+                 (json.dumps(segment_ids),))
+    conn.executemany(_INSERT, rows)
+    for _, sql in indexes:
+        conn.execute(sql)
+
+
+def _score(study: Store, book: Codebook, codes: list[Code], model: CodeSuggester | None,
+           version: int | None, embedder: Embedder, segs: pd.DataFrame,
+           feats: Features | None, *, top_k: int, min_score: float, include_interviewer: bool,
+           done: set[int], progress: Progress | None) -> pd.DataFrame:
+    """Score the target segments of ``segs`` (whole documents in reading order; participants'
+    turns unless ``include_interviewer``, less ``done``) with ``model`` (None: the codebook
+    model), replace their stored suggestions and return them. ``feats``: the features of
+    ``segs`` when already made."""
+    target = np.ones(len(segs), bool) if include_interviewer else \
+        np.array(segs["role"] == "participant", dtype=bool)
+    if done and target.any():
         target &= ~segs["segment_id"].isin(done).to_numpy()
     rows = np.flatnonzero(target)
     if not len(rows):
-        return pd.DataFrame(columns=[*SUGGESTION_COLUMNS, "code_id", "segment_id", "threshold"])
+        return pd.DataFrame(columns=_COLUMNS)
     # only documents with something to score need embedding
-    docs = segs["document_id"].to_numpy()[rows]
-    keep = np.isin(segs["document_id"].to_numpy(), docs)
-    segs = segs[keep].reset_index(drop=True)
-    rows = np.flatnonzero(target[keep])
-    feats = segment_features(study, segs, embedder, progress=progress)
+    keep = np.isin(segs["document_id"].to_numpy(), segs["document_id"].to_numpy()[rows])
+    if not keep.all():
+        segs = segs[keep].reset_index(drop=True)
+        rows = np.flatnonzero(target[keep])
+        feats = feats.documents(keep) if feats is not None else None
+    if feats is None:
+        feats = segment_features(study, segs, embedder, progress=progress)
     if model is None:
         model = codebook_model(study, codes, embedder)
     sub = segs.iloc[rows].reset_index(drop=True)
@@ -344,7 +449,8 @@ def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
         full = np.zeros((len(sub), len(model_codes)), bool)
         full[:, [i for i, c in enumerate(model_code_objs) if c is not None]] = mask
         mask = full
-    scores = model.predict_proba(feats.X[rows], mask=mask, **feats.kwargs(rows))
+    scores = model.predict_proba(feats.rows(rows), mask=mask, **feats.kwargs(
+        rows, context=model.uses_context_vectors))
     # the top_k codes of each row; ranks count only the codes that pass
     top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
     top_scores = np.take_along_axis(scores, top, axis=1)
@@ -352,35 +458,29 @@ def suggest(study: Store, *, documents: list[str] | None = None, top_k: int = 3,
     ranks = np.cumsum(passes, axis=1)
     row, col = np.nonzero(passes)
     picked = top[row, col]
-    sources = [model.source_of(c) for c in range(len(model_codes))]
-    records = list(zip(sub["segment_id"].to_numpy()[row].astype(int).tolist(),
-                       [model_codes[c] for c in picked], top_scores[row, col].tolist(),
-                       ranks[row, col].astype(int).tolist(), [sources[c] for c in picked],
-                       model.thresholds_[picked].astype(float).tolist()))
+    seg_ids = sub["segment_id"].to_numpy(np.int64)[row]
+    code_ids = np.asarray(model_codes, dtype=object)[picked].tolist()
+    sources = np.asarray([model.source_of(c) for c in range(len(model_codes))],
+                         dtype=object)[picked].tolist()
+    score, threshold = top_scores[row, col], model.thresholds_[picked].astype(float)
+    rank = ranks[row, col].astype(int)
     stamp = now()
     with study.db.transaction() as conn:
         if version is None:
             version = _codebook_model_version(study, book, embedder, model)
-        ids = sub["segment_id"].astype(int).tolist()
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            conn.execute("DELETE FROM suggestions WHERE segment_id IN (%s)"
-                         % ",".join("?" * len(chunk)), chunk)
-        conn.executemany(
-            "INSERT INTO suggestions (segment_id, code_id, score, rank, source, threshold,"
-            " model_version, codebook_version, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            [(s, c, round(sc, 6), r, src, round(t, 6), version, book.version, stamp)
-             for s, c, sc, r, src, t in records])
-    out = pd.DataFrame(records, columns=["segment_id", "code_id", "score", "rank", "source",
-                                         "threshold"])
-    out["score"] = out["score"].round(6)
-    out["threshold"] = out["threshold"].round(6)
-    out["model_version"] = version
-    meta = sub[["segment_id", "document", "position", "speaker", "text"]].rename(
-        columns={"position": "segment"})
-    out = out.merge(meta, on="segment_id", how="left")
-    out["code"] = [book.get(c).path if c in by_id else c for c in out["code_id"]]
-    return out[[*SUGGESTION_COLUMNS, "code_id", "segment_id", "threshold"]]
+        _replace_suggestions(conn, sub["segment_id"].astype(int).tolist(), zip(
+            seg_ids.tolist(), code_ids, map(round, score.tolist(), repeat(6)), rank.tolist(),
+            sources, map(round, threshold.tolist(), repeat(6)), repeat(version),
+            repeat(book.version), repeat(stamp)), len(code_ids))
+    paths = {c.id: c.path for c in codes}
+    meta = sub.iloc[row]
+    out = pd.DataFrame({
+        "document": meta["document"].to_numpy(), "segment": meta["position"].to_numpy(),
+        "speaker": meta["speaker"].to_numpy(), "text": meta["text"].to_numpy(),
+        "code": [paths.get(c, c) for c in code_ids], "score": np.round(score, 6),
+        "rank": rank, "source": sources, "model_version": version, "code_id": code_ids,
+        "segment_id": seg_ids, "threshold": np.round(threshold, 6)})
+    return out[_COLUMNS]
 
 
 def suggestions(study: Store, *, documents: list[str] | None = None) -> pd.DataFrame:
@@ -497,6 +597,40 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
           report: str | Path | None = None, seed: int = 0, progress: Progress | None = None,
           **params: Any) -> ModelSummary:
     """Refit the model from scratch on the coders' decisions; store it as a new version."""
+    return _train(study, coders=coders, embedder=embedder, report=report, seed=seed,
+                  progress=progress, params=params)[0]
+
+
+def train_and_suggest(study: Store, *, coders: list[str] | None = None,
+                      embedder: Embedder | None = None, report: str | Path | None = None,
+                      seed: int = 0, top_k: int = 3, min_score: float = 0.05,
+                      include_interviewer: bool = False, progress: Progress | None = None,
+                      **params: Any) -> tuple[ModelSummary, pd.DataFrame]:
+    """`train`, then `suggest` with the new model for every segment, in one process: what
+    ``coder train`` followed by ``coder suggest --recompute`` store, but the study's segments
+    and their vectors are read once and the model is not read back."""
+    if top_k < 1:
+        raise CoderError("--top-k must be at least 1")
+    if not 0.0 <= min_score <= 1.0:
+        raise CoderError("--min-score must be between 0 and 1")
+    embedder = embedder or default_embedder()
+    shared = _StudySegments(study, embedder, progress)
+    summary, model = _train(study, coders=coders, embedder=embedder, report=report, seed=seed,
+                            progress=progress, params=params, segments=shared)
+    book = study.codebook()
+    segs, feats = shared.get()
+    # the model as stored (arrays), so these suggestions are the ones `coder suggest` makes
+    stored = CodeSuggester.from_arrays(model.to_arrays())
+    out = _score(study, book, suggestable_codes(book), stored, summary.version, embedder, segs,
+                 feats, top_k=top_k, min_score=min_score,
+                 include_interviewer=include_interviewer, done=set(), progress=progress)
+    return summary, out
+
+
+def _train(study: Store, *, coders: list[str] | None, embedder: Embedder | None,
+           report: str | Path | None, seed: int, progress: Progress | None,
+           params: dict[str, Any], segments: _StudySegments | None = None
+           ) -> tuple[ModelSummary, CodeSuggester]:
     book = study.codebook()
     codes = suggestable_codes(book)
     if report is not None and not Path(report).parent.exists():
@@ -513,15 +647,20 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
     labelled = set(seg_ids)
     doc_ids = {r[0] for r in study.db.query(
         "SELECT DISTINCT document_id FROM segments WHERE id IN (SELECT segment_id FROM codings)")}
-    segs = study.segments(include_interviewer=True)
-    segs = segs[segs["document_id"].isin(doc_ids)].reset_index(drop=True)
-    feats = segment_features(study, segs, embedder, progress=progress)
+    if segments is None:
+        segs = study.segments(include_interviewer=True)
+        segs = segs[segs["document_id"].isin(doc_ids)].reset_index(drop=True)
+        feats = segment_features(study, segs, embedder, progress=progress)
+    else:
+        segs, feats = segments.documents(doc_ids)
+    model = CodeSuggester(seed=seed, **params)
+    context = model.uses_context_vectors
     rows = np.flatnonzero(segs["segment_id"].isin(labelled).to_numpy())
     order = {s: i for i, s in enumerate(seg_ids)}
     Y_rows = Y[[order[s] for s in segs["segment_id"].to_numpy()[rows]]]
     sub = segs.iloc[rows].reset_index(drop=True)
     mask = eligibility(codes, sub)
-    X, kwargs = feats.X[rows], feats.kwargs(rows)
+    X, kwargs = feats.X[rows], feats.kwargs(rows, context=context)
     groups = sub["document_id"].to_numpy()
     learned_from = sub["segment_id"].to_numpy(np.int64)
     if not extras.empty:
@@ -535,7 +674,8 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
         X = np.vstack([X, embed_texts(study, extras["text"].tolist(), embedder)])
         Y_rows = np.vstack([Y_rows, Y_extra])
         mask = np.vstack([mask, eligibility(codes, segs.iloc[src].reset_index(drop=True))])
-        kwargs = {"context": np.vstack([kwargs["context"], feats.context[src]]),
+        kwargs = {"context": np.vstack([kwargs["context"], feats.context_of(src)])
+                  if context else None,
                   "texts": kwargs["texts"] + extras["text"].tolist(),
                   "context_texts": kwargs["context_texts"]
                   + [feats.context_texts[i] for i in src],
@@ -543,7 +683,6 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
         groups = np.r_[groups, extras["document_id"].to_numpy()]
         learned_from = np.r_[learned_from, np.full(len(extras), -1, np.int64)]
     protos, pieces, owner = code_vectors(study, codes, embedder)
-    model = CodeSuggester(seed=seed, **params)
     model.fit(X, Y_rows, code_ids=[c.id for c in codes], code_vectors=protos,
               piece_vectors=pieces, piece_code=owner, piece_kind=piece_kinds(codes), mask=mask,
               groups=groups, **kwargs)
@@ -589,7 +728,7 @@ def train(study: Store, *, coders: list[str] | None = None, embedder: Embedder |
     if report is not None:
         Path(report).write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True) + "\n",
                                 encoding="utf-8")
-    return summary
+    return summary, model
 
 
 def model_summary(study: Store, version: int | None = None) -> ModelSummary:
