@@ -464,3 +464,39 @@ def test_first_sign_in_chooses_a_password_and_tls_cookies_are_secure(browser, tm
         context.close()
     with Study(path) as s:
         assert users.get_user(s, "carol").one_time is False
+
+
+def test_only_a_lead_trains_from_the_team_page_and_coding_goes_on(tmp_path, monkeypatch):
+    import time
+
+    from coder.machine import suggest
+    from test_suggest import CODEBOOK, HashingEmbedder, code_all, write_transcripts
+
+    monkeypatch.setattr(suggest, "default_embedder", lambda: HashingEmbedder(dim=256))
+    book = tmp_path / "toy.yaml"
+    book.write_text(CODEBOOK, encoding="utf-8")
+    with Study.create(tmp_path / "toy.db", codebook=book) as s:
+        s.import_transcripts(write_transcripts(tmp_path))
+        code_all(s, "alice")
+        users.add_user(s, "alice", role="lead", password=PASSWORDS["alice"])
+        users.add_user(s, "bob", password=PASSWORDS["bob"])
+        sid = int(s.segments(include_interviewer=False)["segment_id"].iloc[0])
+    path = tmp_path / "toy.db"
+    alice, bob = signed_in(path, "alice"), signed_in(path, "bob")
+    r = bob.post("/team/train", data={"csrf": csrf_of(bob, "/start")})
+    assert r.status_code == 403 and "only a lead" in r.text
+    r = alice.post("/team/train", data={"csrf": csrf_of(alice, "/start")},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    assert decide(bob, sid, "finance").status_code == 200   # coding goes on meanwhile
+    deadline = time.time() + 120
+    while "Train and re-suggest</button>" not in alice.get("/team").text or \
+            "is running" in alice.get("/team").text:
+        assert time.time() < deadline, "training did not finish"
+        time.sleep(0.3)
+    page = alice.get("/team").text
+    assert re.search(r"Model v1: trained on \d+ segments from 6 documents by alice", page), page
+    with Study(path) as s:
+        assert s.db.one("SELECT MAX(version) FROM models")[0] == 1
+        assert s.db.one("SELECT COUNT(*) FROM suggestions WHERE model_version=1")[0] > 0
+    assert ("bob", sid, "finance") in coded_by(path)

@@ -100,6 +100,17 @@ class Settings:
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
 
+@dataclass
+class Training:
+    """A lead's "Train and re-suggest" on the Team page, run beside the server."""
+
+    by: str
+    started: str
+    finished: str | None = None
+    message: str = ""
+    failed: bool = False
+
+
 class SignInLimiter:
     """Failed sign-ins counted per client address and per name in a sliding window: the next
     attempt waits once either has SIGNIN_FAILURES within SIGNIN_WINDOW seconds."""
@@ -262,6 +273,8 @@ class Web:
         # the one writer: decisions are written in the order they arrive, one at a time
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coder-writer")
         self.limiter = SignInLimiter()
+        self.training: Training | None = None
+        self._training_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
     def csrf(self, request: Request) -> str:
@@ -483,12 +496,47 @@ class Web:
         decided = {r["name"]: r["n"] for r in study.db.query(
             "SELECT c.name, COUNT(*) AS n FROM codings k JOIN coders c ON c.id=k.coder_id "
             "GROUP BY c.id")}
+        models = study.db.query("SELECT version, created_at FROM models ORDER BY version DESC "
+                                "LIMIT 1")
         return self.render(request, "team.html", users=users.list_users(study), decided=decided,
-                           others=users.others_visible(study.db))
+                           others=users.others_visible(study.db), training=self.training,
+                           model=dict(models[0]) if models else None)
 
     def team_post(self, request, study, coder, data):
         users.set_others_visible(study, str(data.get("others") or "") == "on")
         return RedirectResponse("/team", status_code=303)
+
+    def team_train(self, request, study, coder, data):
+        """Start `coder train --suggest` for the lead, in its own thread and study connection:
+        it takes minutes, and decisions must go on meanwhile (they wait only while it writes)."""
+        from coder.store import now
+
+        with self._training_lock:
+            if self.training is not None and self.training.finished is None:
+                raise CoderError(f"training started by {self.training.by} at "
+                                 f"{self.training.started} is still running")
+            job = self.training = Training(by=coder, started=now())
+        threading.Thread(target=self._train, args=(job,), name="coder-training",
+                         daemon=True).start()
+        return RedirectResponse("/team", status_code=303)
+
+    def _train(self, job: Training) -> None:
+        from coder.machine import suggest
+        from coder.store import now
+
+        try:
+            with Study(self.settings.study_path) as study:
+                summary, made = suggest.train_and_suggest(study)
+            on = summary.trained_on
+            job.message = (f"Model v{summary.version}: trained on {on['segments']} segments "
+                           f"from {on['documents']} documents by {', '.join(on['coders'])}; "
+                           f"{len(made)} suggestions made with it.")
+        except CoderError as e:
+            job.message, job.failed = str(e), True
+        except Exception as e:  # noqa: BLE001  the server goes on; the lead reads what failed
+            job.message, job.failed = f"training failed: {type(e).__name__}: {e}", True
+        finally:
+            job.finished = now()
 
     def reconcile_page(self, request, study, coder, data):
         """The open disagreements of a consensus coder (`coder.analysis.agreement`), one form
@@ -1020,6 +1068,7 @@ def create_app(study_path: str | Path, *, coder: str | None = None, local_only: 
               methods=["POST"]),
         Route("/team", r(web.team_page, lead=True), methods=["GET"]),
         Route("/team", r(web.team_post, write=True, lead=True), methods=["POST"]),
+        Route("/team/train", r(web.team_train, write=True, lead=True), methods=["POST"]),
         Route("/reconcile", r(web.reconcile_page, lead=True), methods=["GET"]),
         Route("/reconcile", r(web.reconcile_post, write=True, lead=True), methods=["POST"]),
         Route("/reconcile/start", r(web.reconcile_start, write=True, lead=True),
