@@ -325,8 +325,8 @@ def report(out: dict) -> str:
                   "|---|---:|---|---:|---:|"]
         labels = {"raw": "raw `SentenceTransformer.encode` (fp32)",
                   "torch": "`coder suggest --backend torch`",
-                  "onnx-fp32": "`coder suggest --backend onnx-fp32`",
-                  "onnx-int8": "`coder suggest --backend onnx-int8` (default)"}
+                  "onnx-fp32": "`coder suggest --backend onnx-fp32` (default)",
+                  "onnx-int8": "`coder suggest --backend onnx-int8`"}
         for k in ("raw", "torch", "onnx-fp32", "onnx-int8"):
             b = min(c[k])
             lines.append(f"| {labels[k]} | {b:.1f} | {', '.join(f'{x:.1f}' for x in c[k])} "

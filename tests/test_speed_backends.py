@@ -40,7 +40,7 @@ class Fake(HashingEmbedder):
 
 @pytest.fixture
 def fakes(monkeypatch):
-    """The process's embedders of each backend, and the default (onnx-int8), all fake."""
+    """The process's embedders of each backend, and the default (onnx-fp32), all fake."""
     made = {b: Fake(b, seed=b) for b in embed.BACKENDS}
     monkeypatch.setattr(lib, "shared_embedder", lambda backend: made[backend])
     monkeypatch.setattr(lib, "default_embedder", lambda: made[embed.default_backend()])
@@ -51,11 +51,11 @@ def fakes(monkeypatch):
 # -- names, the default, the environment ------------------------------------------------------
 def test_backend_names_and_default(monkeypatch):
     monkeypatch.delenv(embed.BACKEND_ENV, raising=False)
-    assert embed.DEFAULT_BACKEND == "onnx-int8" and embed.default_backend() == "onnx-int8"
+    assert embed.DEFAULT_BACKEND == "onnx-fp32" and embed.default_backend() == "onnx-fp32"
     assert make_embedder("torch").name == TORCH          # the name every older cache has
     assert make_embedder("onnx-int8").name == INT8
     assert make_embedder("onnx-fp32").name == FP32
-    assert make_embedder().name == INT8
+    assert make_embedder().name == FP32
     from coder.machine import onnx_backend
 
     assert onnx_backend.MODEL_NAME == embed.DEFAULT_MODEL
@@ -184,7 +184,7 @@ def test_a_model_of_vectors_no_backend_makes_is_refused(toy, fakes):
         lib.suggest(toy)
     assert str(e.value) == (
         "model v1 learned from 'hashing-256' vectors, which no embedding backend of this coder "
-        f"makes (retrain on onnx-int8 vectors: coder train {toy.path})")
+        f"makes (retrain on onnx-fp32 vectors: coder train {toy.path})")
     assert dump(toy.path) == before
 
 
