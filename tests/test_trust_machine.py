@@ -73,8 +73,8 @@ def test_train_keeps_cross_validated_predictions_as_plain_arrays(trained):
     assert {"oof_segment", "oof_score", "oof_fold", "oof_threshold"} <= set(names)
     assert not any(d.startswith("|O") for d in names.values())  # never objects, never pickles
     oof = lib.out_of_fold(trained, 2)
-    assert (oof.n_folds, oof.grouped_by) == (3, "document")
-    assert oof.describe() == "cross-validated by document (3 folds)"
+    assert (oof.n_folds, oof.grouped_by) == (5, "document")
+    assert oof.describe() == "cross-validated by document (5 folds)"
     assert lib.out_of_fold(trained, 1) is None                   # the codebook model
     # each fold's threshold is chosen on the other folds only
     seg_ids, Y = lib.training_labels(trained, lib.suggestable_codes(trained.codebook()))
@@ -105,7 +105,7 @@ def test_train_prints_cross_validated_quality_and_marks_codes_too_few_to_judge(t
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[1] == (
-        "Cross-validated by document (3 folds): each segment scored by a model fitted without "
+        "Cross-validated by document (5 folds): each segment scored by a model fitted without "
         "its document; thresholds chosen without the segment's fold. Support: confirmed "
         "segments; negatives: segments decided without the code. A code with fewer than 5 "
         "confirmed segments has too few positives to judge.")
@@ -132,7 +132,7 @@ def test_agree_machine_uses_out_of_fold_predictions_on_training_segments(trained
     assert [(c.coders, c.kind) for c in res.comparisons] == [
         (["alice", "bob"], "coders"), (["alice", "machine"], "cross-validated"),
         (["bob", "machine"], "cross-validated")]
-    label = "machine, model v2, cross-validated by document (3 folds)"
+    label = "machine, model v2, cross-validated by document (5 folds)"
     assert [(m.key, m.label, len(m.units)) for m in res.machine] == [
         ("cross-validated", label, res.units)]
     assert res.comparisons[1].label == f"alice + machine ({label})"
@@ -166,7 +166,7 @@ def test_segments_it_did_not_learn_from_are_reported_apart(trained):
     assert r.exit_code == 0, r.output
     assert ("Agreement per code: 54 segments decided by every coder (alice, bob); compared: "
             "alice + bob") in r.output
-    assert ("machine (cross-validated): machine, model v2, cross-validated by document (3 "
+    assert ("machine (cross-validated): machine, model v2, cross-validated by document (5 "
             "folds); 45 of the 54 segments.\n"
             "machine (not trained on): machine, model v2, segments it was not trained on; 9 of "
             "the 54 segments.\n"
@@ -176,13 +176,13 @@ def test_segments_it_did_not_learn_from_are_reported_apart(trained):
                           "--resamples", "0").output)
     assert data["coders"] == ["alice", "bob"] and data["kind"] == "coders"
     assert [(c["label"], c["units"]) for c in data["comparisons"]] == [
-        ("alice + machine (machine, model v2, cross-validated by document (3 folds))", 45),
-        ("bob + machine (machine, model v2, cross-validated by document (3 folds))", 45),
+        ("alice + machine (machine, model v2, cross-validated by document (5 folds))", 45),
+        ("bob + machine (machine, model v2, cross-validated by document (5 folds))", 45),
         ("alice + machine (machine, model v2, segments it was not trained on)", 9),
         ("bob + machine (machine, model v2, segments it was not trained on)", 9)]
     assert data["machine"] == [
         {"kind": "cross-validated", "label": "machine, model v2, cross-validated by document "
-         "(3 folds)", "units": 45},
+         "(5 folds)", "units": 45},
         {"kind": "unseen", "label": "machine, model v2, segments it was not trained on",
          "units": 9}]
 
