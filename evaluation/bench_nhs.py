@@ -322,7 +322,7 @@ def trained_row(tr, dv, Y, codes, emb, timing, params: dict | None = None):
 # coder's suggester before issue 18 (its defaults then), and the prototype's parts added one at a
 # time: each step is trained on the train answers and judged by its out-of-fold predictions there
 # (that column chose the defaults); dev is reported beside it, never used to choose.
-BEFORE = {"char_features": 0, "prototype_weight": None, "tol": 1e-4}
+BEFORE = {"char_features": 0, "prototype_weight": None, "tol": 1e-4, "C": 1.0, "cv": 3}
 STEPS = [
     ("before issue 18 (word TF-IDF of the answer and its question + embedding + role)", BEFORE),
     ("+ char_wb 2-5-grams of the answer, up to 20,000; C 1, 3 folds, solver tolerance 1e-3 "
