@@ -54,7 +54,7 @@ THERAPIST = ["therapist:question", "therapist:reflection", "therapist:therapist_
 CLIENT = ["client:change", "client:neutral", "client:sustain"]
 CURVE = [5, 10, 20, 40]
 # coder's suggester before issue 18 (its defaults of 2026-12-01), trained beside today's
-BEFORE_ISSUE_18 = {"char_features": 0, "prototype_weight": None, "tol": 1e-4}
+BEFORE_ISSUE_18 = {"char_features": 0, "prototype_weight": None, "tol": 1e-4, "C": 1.0, "cv": 3}
 
 
 def log(msg: str) -> None:
@@ -346,9 +346,11 @@ def report(rows, speed, cv, before) -> str:
               "descriptions alone)",
               f"- suggest >= 85% of raw encoding speed: {ratio:.0%}: {ok(ratio >= .85)}",
               f"- retrain + re-suggest of ~10,000 cached segments < 5 s: {retrain:.1f} s for "
-              f"{speed['all_segments']} segments: {ok(retrain < 5)} (the refit is 3 "
+              f"{speed['all_segments']} segments: {ok(retrain < 5)} (the refit is 5 "
               "cross-validation folds for thresholds and metrics, then the full model started "
-              "from their mean, each solved per speaker group over up to 30,000 TF-IDF columns "
+              "from their mean, each solved to tolerance 1e-4 at C 3 (since 2026-12-02: steadier "
+              "cuts, bench_options.py; 3 folds at 1e-3 took 5.1 s) per speaker group over up to "
+              "30,000 TF-IDF columns "
               "(words of the turn and of the previous turn, character n-grams of the turn) + 385 "
               "dense features; on this shared 2-core machine)",
               "", "Cross-validated quality stored with model (b) (folds by document, on train):", "",
