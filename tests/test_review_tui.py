@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import sys
 import time
@@ -172,9 +171,8 @@ def wait_for(predicate, timeout=30.0):
     return False
 
 
-@pytest.mark.skipif(not shutil.which("true") or sys.platform == "win32", reason="needs a pty")
 def test_kill_9_mid_session_loses_no_decision(study_file):
-    pexpect = pytest.importorskip("pexpect")
+    import pexpect  # a test dependency (pyproject's test extra); POSIX ptys
     coder_exe = Path(sys.executable).parent / "coder"
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="110", LINES="34")
     child = pexpect.spawn(str(coder_exe), ["review", str(study_file), "--coder", "alice",

@@ -3,7 +3,6 @@ app on a free port, over a real study file in a tmp dir."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -24,10 +23,9 @@ CARD = "#segment-card"
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; the CI test path must apt-get install chromium")
-        pytest.skip(f"{CHROMIUM} is not installed")
+    if not CHROMIUM.exists():  # a missing browser is a failure, never a silent skip
+        pytest.fail(f"{CHROMIUM} is missing: `./dev test` installs Debian's chromium "
+                    "(apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -469,8 +469,9 @@ def test_first_sign_in_chooses_a_password_and_tls_cookies_are_secure(browser, tm
 def test_only_a_lead_trains_from_the_team_page_and_coding_goes_on(tmp_path, monkeypatch):
     import time
 
-    from coder.machine import suggest
     from test_suggest import CODEBOOK, HashingEmbedder, code_all, write_transcripts
+
+    from coder.machine import suggest
 
     monkeypatch.setattr(suggest, "default_embedder", lambda: HashingEmbedder(dim=256))
     book = tmp_path / "toy.yaml"

@@ -30,7 +30,7 @@ def register(cli: click.Group) -> None:
         \b
         One researcher, this machine:  coder serve study.db
         A team on the local network:   coder users add study.db alice   (once per coder)
-                                       coder serve study.db --host 0.0.0.0 \\
+                                       coder serve study.db --host 192.168.1.20 \\
                                            --tls-cert cert.pem --tls-key key.pem
         With users, every visitor signs in and each decision is the signed-in coder's."""
         import socket

@@ -14,17 +14,37 @@ def _open(path):
     return Study(path)
 
 
+def scoring_options(lead: str = ""):
+    """--top-k, --min-score, --include-interviewer: what `suggest` and `train --suggest` share
+    (``lead``: words before each help text)."""
+    say = (lambda text: lead + text) if lead else (lambda text: text[0].upper() + text[1:])
+
+    def add(fn):
+        for option in reversed([
+                click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
+                             help=say("most codes to suggest per segment.")),
+                click.option("--min-score", type=click.FloatRange(0, 1), default=0.05,
+                             show_default=True,
+                             help=say("lowest calibrated score worth suggesting."))]):
+            fn = option(fn)
+        return fn
+    return add
+
+
+def interviewer_option(lead: str = ""):
+    text = "suggest codes for interviewer turns too."
+    return click.option("--include-interviewer", is_flag=True,
+                        help=lead + text if lead else text[0].upper() + text[1:])
+
+
 def register(cli):
     @cli.command("suggest")
     @study_argument
     @documents_option
-    @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
-                  help="Most codes to suggest per segment.")
-    @click.option("--min-score", type=click.FloatRange(0, 1), default=0.05, show_default=True,
-                  help="Lowest calibrated score worth suggesting.")
+    @scoring_options()
     @click.option("--recompute", is_flag=True,
                   help="Re-score segments that already have suggestions from the current model.")
-    @click.option("--include-interviewer", is_flag=True, help="Suggest codes for interviewer turns too.")
+    @interviewer_option()
     @click.option("--backend", type=click.Choice(["torch", "onnx-fp32", "onnx-int8"]),
                   help="What computes the embeddings: onnx-fp32 (the default: the torch "
                        "model's very vectors, 2-3x faster), onnx-int8 (fastest, within 1 point "
@@ -79,12 +99,8 @@ def register(cli):
                   help="Then re-score every segment with the new model, as `coder suggest "
                        "--recompute` would (faster in one command: segments and vectors are "
                        "read once).")
-    @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
-                  help="With --suggest: most codes to suggest per segment.")
-    @click.option("--min-score", type=click.FloatRange(0, 1), default=0.05, show_default=True,
-                  help="With --suggest: lowest calibrated score worth suggesting.")
-    @click.option("--include-interviewer", is_flag=True,
-                  help="With --suggest: suggest codes for interviewer turns too.")
+    @scoring_options("With --suggest: ")
+    @interviewer_option("With --suggest: ")
     def train_cmd(study, coders, report, seed, then_suggest, top_k, min_score,
                   include_interviewer):
         """Refit the suggestion model on confirmed and rejected codes (a new model version)."""
