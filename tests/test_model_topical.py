@@ -81,8 +81,9 @@ def test_platt_scaling_turns_balanced_scores_back_into_probabilities(emb):
 
 
 def test_shrunk_threshold_sits_between_a_codes_own_cut_and_the_shared_one(emb):
-    model = CodeSuggester(threshold_shrink=4.0)
+    model = CodeSuggester(threshold_shrink=4.0, zs_threshold_shrink=0.0)
     model.thresholds_ = np.full(2, 0.5)
+    model.clf_index_ = np.array([0, 1])  # both codes have a classifier
     y_common = np.r_[np.ones(40), np.zeros(60)].astype(np.int8)
     y_rare = np.r_[np.ones(4), np.zeros(96)].astype(np.int8)
     rng = np.random.default_rng(0)
@@ -96,6 +97,13 @@ def test_shrunk_threshold_sits_between_a_codes_own_cut_and_the_shared_one(emb):
     assert got[1] == pytest.approx((4 * own + 4.0 * shared) / (4 + 4.0))
     model.threshold_shrink = 0.0
     np.testing.assert_allclose(model._thresholds(scores, Y, rows)[1], own)
+    # a code scored by the codebook alone is pulled by zs_threshold_shrink, the others not
+    model.clf_index_ = np.array([0, -1])
+    model.zs_threshold_shrink = 20.0
+    got = model._thresholds(scores, Y, rows)
+    shared = _best_threshold(scores.T.ravel(), Y.T.ravel() == 1)[0]
+    assert got[1] == pytest.approx((4 * own + 20.0 * shared) / (4 + 20.0))
+    assert got[0] == pytest.approx(_best_threshold(scores[:, 0], y_common == 1)[0])
 
 
 def test_a_rare_code_whose_out_of_fold_scores_separate_is_still_suggested(emb):
@@ -152,13 +160,14 @@ def test_round_trip_through_bytes_gives_identical_predictions(emb):
 def test_models_stored_before_these_parts_load_with_the_same_scores(emb):
     """Arrays without platt/char_* and params without the new keys: the old model exactly."""
     model, X, texts = fit(emb, class_weight=None, calibrate=False, threshold_shrink=0.0,
-                          codebook_features=0.0, char_features=0)
+                          codebook_features=0.0, char_features=0, piece_weight=0.5,
+                          centroid_weight=None)
     arrays = model.to_arrays()
     for name in ("platt", "char_vocabulary", "char_idf"):
         del arrays[name]
     meta = json.loads(arrays["meta"].tobytes())
     for name in ("class_weight", "calibrate", "threshold_shrink", "codebook_features",
-                 "char_features"):
+                 "char_features", "piece_weight", "centroid_weight", "n_jobs"):
         del meta["params"][name]
     del meta["n_book_pieces"]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -196,6 +205,62 @@ def test_day_one_prototype_blends_the_codes_own_words_with_its_examples(emb):
     # a code with no examples keeps its own words whatever the weight
     np.testing.assert_allclose(day_one[0.6].prototypes_[2], unit(words[2]), rtol=1e-5)
     assert len(day_one[0.6].pieces_) == 6  # every piece still counts on its own (best piece)
+
+
+def test_similarity_is_the_cosine_with_the_code_vector_or_mixes_in_the_best_piece(emb):
+    """piece_weight 0 (the default since 2026-12-02): the cosine with the code's vector only;
+    0.5 (models before): half that, half the best cosine with one of its pieces."""
+    texts, _ = corpus()
+    X = emb.encode(texts)
+    pieces = emb.encode(["finance money", "bank loans", "language words", "markets export"])
+    owner = np.array([0, 0, 1, 2])
+    kw = dict(code_ids=list(TOPICS), code_vectors=emb.encode(list(TOPICS.values())),
+              piece_vectors=pieces, piece_code=owner)
+    only = CodeSuggester(piece_weight=0.0).fit(np.zeros((0, 128)), np.zeros((0, 3)), **kw)
+    half = CodeSuggester(piece_weight=0.5).fit(np.zeros((0, 128)), np.zeros((0, 3)), **kw)
+    cos = X @ only.prototypes_.T
+    np.testing.assert_allclose(only._similarity(X), cos, rtol=1e-5)
+    best = np.stack([(X @ pieces[owner == c].T).max(axis=1) for c in range(3)], axis=1)
+    np.testing.assert_allclose(half._similarity(X), 0.5 * cos + 0.5 * best, rtol=1e-5)
+    assert not np.allclose(only._similarity(X), half._similarity(X))
+
+
+def test_confirmed_segments_move_the_code_vector_a_fixed_share(emb):
+    """After training a code's vector is normalise((1 - w) u0 + w centroid), w =
+    centroid_weight; None (models before 2026-12-02) is the mean of every piece."""
+    texts, Y = corpus()
+    X = emb.encode(texts)
+    u0 = emb.encode(list(TOPICS.values()))
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+    for w in (0.2, 0.6):
+        model = CodeSuggester(centroid_weight=w).fit(X, Y, code_ids=list(TOPICS),
+                                                     code_vectors=u0, texts=texts)
+        for c in range(3):
+            centroid = unit(X[Y[:, c] == 1].mean(axis=0))
+            np.testing.assert_allclose(model.prototypes_[c], unit((1 - w) * u0[c] + w * centroid),
+                                       rtol=1e-4, atol=1e-6)
+    old = CodeSuggester(centroid_weight=None).fit(X, Y, code_ids=list(TOPICS), code_vectors=u0,
+                                                  texts=texts)
+    centroid = unit(X[Y[:, 0] == 1].mean(axis=0))
+    np.testing.assert_allclose(old.prototypes_[0], unit((u0[0] + centroid) / 2), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_folds_fitted_two_at_a_time_give_the_same_model(emb):
+    """The cross-validation folds, and the groups of codes labelled on different rows (here a
+    code allowed on half the segments only), run on n_jobs threads; the model is the same."""
+    texts, Y = corpus()
+    X = emb.encode(texts)
+    mask = np.ones(Y.shape, bool)
+    mask[1::2, 2] = False
+    models = [CodeSuggester(n_jobs=j, char_features=200, min_df=1, min_positives=3).fit(
+        X, Y, code_ids=list(TOPICS), code_vectors=emb.encode(list(TOPICS.values())),
+        texts=texts, mask=mask, groups=np.arange(len(texts)) // 10) for j in (1, 2)]
+    assert (models[0].clf_index_ >= 0).all()
+    for name in ("coef_", "intercept_", "thresholds_", "oof_scores_"):
+        np.testing.assert_array_equal(getattr(models[0], name), getattr(models[1], name))
 
 
 def test_character_ngrams_match_scikit_learns_char_wb():

@@ -3,12 +3,14 @@
 Two sources of evidence, blended per code by how much labelled evidence the code has:
 
 * **codebook** (zero-shot): the cosine similarity ``s_c`` between a segment's embedding and the
-  code's text (half the similarity to the code's vector, half the best single piece: name,
-  description, include, each item, each example and, once there are any, the centroid of its
-  confirmed segments). On day one the code's vector is normalise(w * its own words + (1 - w) *
-  its items and examples), ``prototype_weight`` w = 1 (chosen on the train documents of the
-  NHS and AnnoMI corpora: examples count through the best piece only); after training, the mean
-  of every piece. Three parts make its log-odds ``g_c = log(1 / (K - 1)) + m * margin_c +
+  code's vector. On day one that vector is normalise(w * mean of its own words (name,
+  description, include) + (1 - w) * mean of its items and examples), ``prototype_weight``
+  w = 0.7; once the code has confirmed segments it moves a fixed share towards their centroid,
+  normalise(0.8 * day-one vector + 0.2 * centroid) (``centroid_weight``): the classifier is what
+  learns from the segments, and this score stays the codebook's voice. Both were chosen on the
+  train documents of the NHS and AnnoMI corpora (training/README.md); models
+  before 2026-12-02 (``piece_weight`` 0.5) took half this cosine and half the best cosine with
+  a single piece. Three parts make its log-odds ``g_c = log(1 / (K - 1)) + m * margin_c +
   a * absolute_c + c0``: a prior (``K`` codes are allowed for the segment, so one of them
   applies with odds 1 : K-1), ``margin_c = (s_c - s_best) / zs_scale`` (``s_best``: the best
   similarity among the allowed codes) and ``absolute_c = (s_c - zs_offset) / zs_scale``.
@@ -32,7 +34,10 @@ Two sources of evidence, blended per code by how much labelled evidence the code
 Blend: ``score_c = w_c * p_c + (1 - w_c) * z_c`` with ``w_c = n_pos / (n_pos + blend_k)``
 for codes with a classifier, else 0. Thresholds per code maximise F1 on out-of-fold blended
 scores (folds grouped by document), and the same predictions give the reported precision,
-recall and F1. Everything learned is a plain array (`to_arrays` / `from_arrays`), never a pickle.
+recall and F1. A code without a classifier (a handful of confirmed segments) has its cut pulled
+towards the one shared cut, as if by ``zs_threshold_shrink`` = 20 positives at that cut: its
+own best cut rests on one to seven segments (on NHS train, the first 20 respondents coded
+gave a micro-F1 of 0.31 on other respondents with own cuts, 0.47 with pulled ones). Everything learned is a plain array (`to_arrays` / `from_arrays`), never a pickle.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, repeat
 from typing import Any
 
@@ -59,7 +65,7 @@ SOURCES = ("codebook", "blend", "classifier")
 # Zero-shot log-odds constants used before a study has decisions of its own (margin, absolute
 # similarity, intercept) and the day-one threshold; fitted by `training/fit_zero_shot.py`
 # (the command and its output are in training/README.md).
-ZS_DAY_ONE = {"margin": 0.22, "absolute": 0.204, "intercept": 0.629, "threshold": 0.141}
+ZS_DAY_ONE = {"margin": 0.332, "absolute": 0.216, "intercept": 0.89, "threshold": 0.191}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -117,10 +123,12 @@ class CodeSuggester(_Estimator):
                  zs_threshold: float = ZS_DAY_ONE["threshold"], zs_shrink: float = 5.0,
                  study_calibration_at: int = 10, classifier_source_at: float = 0.9,
                  class_weight: str | None = None, calibrate: bool = False,
-                 threshold_shrink: float = 0.0, codebook_features: float = 0.0,
+                 threshold_shrink: float = 0.0, zs_threshold_shrink: float = 20.0,
+                 codebook_features: float = 0.0,
                  char_features: int = 20000, char_ngram_range: tuple[int, int] = (2, 5),
-                 prototype_weight: float | None = 1.0,
-                 tol: float = 1e-4, seed: int = 0):
+                 prototype_weight: float | None = 0.7, piece_weight: float = 0.0,
+                 centroid_weight: float | None = 0.2,
+                 tol: float = 1e-4, n_jobs: int = 2, seed: int = 0):
         self.min_positives = min_positives
         self.blend_k = blend_k
         self.C = C
@@ -144,16 +152,21 @@ class CodeSuggester(_Estimator):
         self.class_weight = class_weight
         self.calibrate = calibrate
         self.threshold_shrink = threshold_shrink
+        self.zs_threshold_shrink = zs_threshold_shrink
         self.codebook_features = codebook_features
         self.char_features = char_features
         self.char_ngram_range = char_ngram_range
         self.prototype_weight = prototype_weight
+        self.piece_weight = piece_weight
+        self.centroid_weight = centroid_weight
         self.tol = tol
+        self.n_jobs = n_jobs
         self.seed = seed
 
     # -- zero-shot --------------------------------------------------------------------------
     def _similarity(self, X: np.ndarray) -> np.ndarray:
-        return _similarity(X, self.prototypes_, self.pieces_, self.piece_code_)
+        return _similarity(X, self.prototypes_, self.pieces_, self.piece_code_,
+                           self.piece_weight)
 
     def _zero_shot_parts(self, S: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """(n, codes, 4): prior log-odds, margin, absolute similarity, 1 (for the intercept)."""
@@ -317,7 +330,7 @@ class CodeSuggester(_Estimator):
             Y = np.where(np.asarray(mask, bool), Y, -1).astype(np.int8)
         # confirmed segments join the codebook text: their centroid is one more piece per code
         self.n_book_pieces_ = len(pieces)
-        self.prototypes_, self.pieces_, self.piece_code_ = _with_centroids(
+        self.prototypes_, self.pieces_, self.piece_code_ = self._with_centroids(
             prototypes, pieces, piece_code, X, Y)
         texts = list(texts) if texts is not None else [""] * n
         context_texts = list(context_texts) if context_texts is not None else [""] * n
@@ -337,8 +350,8 @@ class CodeSuggester(_Estimator):
             S = np.zeros((n, k), dtype=np.float32)
             folds = self._folds(n, groups) if n >= 2 else [(np.arange(n), np.arange(n))]
             for f, (tr, te) in enumerate(folds):
-                fold = _with_centroids(prototypes, pieces, piece_code, X[tr], Y[tr])
-                S[te] = _similarity(X[te], *fold)
+                fold = self._with_centroids(prototypes, pieces, piece_code, X[tr], Y[tr])
+                S[te] = _similarity(X[te], *fold, self.piece_weight)
                 if n >= 2:
                     fold_of[te] = f
             parts = self._zero_shot_parts(S, mask)
@@ -394,14 +407,20 @@ class CodeSuggester(_Estimator):
             Yt = Y[np.ix_(labelled, trained)]
             oof = np.zeros(Yt.shape)
             g = None if groups is None else np.asarray(groups)[labelled]
-            fold_fits = []
-            for tr, te in self._folds(len(labelled), g):
+            folds = self._folds(len(labelled), g)
+
+            def fold_fit(fold):
                 # each fold starts from the base rates: starting from weights that saw the
                 # held-out fold would leak it into the "out-of-fold" scores
-                W_f, b_f = _fit_logistic(None if Xs is None else Xs[tr], Xd[tr], Yt[tr], self.C,
-                                         tol=self.tol, balanced=self.balanced)
+                tr = fold[0]
+                return _fit_logistic(None if Xs is None else Xs[tr], Xd[tr], Yt[tr], self.C,
+                                     tol=self.tol, balanced=self.balanced)
+            # the folds are independent and their sparse products and L-BFGS steps release
+            # the GIL: two at a time use both cores of a laptop
+            with ThreadPoolExecutor(max_workers=max(1, min(self.n_jobs, len(folds)))) as pool:
+                fold_fits = list(pool.map(fold_fit, folds))
+            for (_, te), (W_f, b_f) in zip(folds, fold_fits):
                 oof[te] = _linear(None if Xs is None else Xs[te], Xd[te], W_f, b_f)
-                fold_fits.append((W_f, b_f))
             if self.calibrate:
                 # Platt per code on the out-of-fold logits: a balanced fit's raw probabilities
                 # overstate every code, the blend and thresholds need probabilities
@@ -416,7 +435,7 @@ class CodeSuggester(_Estimator):
             init = (np.mean([w for w, _ in fold_fits], axis=0),
                     np.mean([b for _, b in fold_fits], axis=0))
             W, b = _fit_logistic(Xs, Xd, Yt, self.C, tol=self.tol, init=init,
-                                 balanced=self.balanced)
+                                 balanced=self.balanced, n_jobs=self.n_jobs)
             self.coef_ = W.T.astype(np.float32)
             self.intercept_ = b.astype(np.float32)
             for j, c in enumerate(trained):
@@ -481,9 +500,11 @@ class CodeSuggester(_Estimator):
     def _thresholds(self, scores: np.ndarray, Y: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Per code, the cut maximising F1 on ``rows``' scores, shrunk towards the one cut that
         maximises F1 over every code's cells: ``(n_c * own + shrink * shared) / (n_c + shrink)``
-        (``n_c`` positives). A rare code's own best cut rests on a few segments and often sits
-        above all of them once they leave; the shared cut keeps it suggestible. Codes without
-        both positives and negatives on ``rows`` keep ``thresholds_``."""
+        (``n_c`` positives; ``shrink`` is ``zs_threshold_shrink`` for a code scored by the
+        codebook alone, fewer than ``min_positives`` confirmed segments, else
+        ``threshold_shrink``). A rare code's own best cut rests on a few segments and often
+        sits above or below all the others once they leave; the shared cut keeps it sensible.
+        Codes without both positives and negatives on ``rows`` keep ``thresholds_``."""
         out = self.thresholds_.copy()
         decidable = []
         for c in range(Y.shape[1]):
@@ -492,14 +513,17 @@ class CodeSuggester(_Estimator):
             if y.any() and not y.all():
                 out[c] = _best_threshold(scores[r, c], y)[0]
                 decidable.append((c, r, int(y.sum())))
-        if self.threshold_shrink > 0 and decidable:
+        shrink = np.where(self.clf_index_ >= 0, self.threshold_shrink, self.zs_threshold_shrink)
+        if decidable and (shrink > 0).any():
             cells = np.concatenate([scores[r, c] for c, r, _ in decidable])
             truth = np.concatenate([Y[r, c] == 1 for c, r, _ in decidable])
             shared = _best_threshold(cells, truth)[0]
             for c, _, n_pos in decidable:
-                out[c] = (n_pos * out[c] + self.threshold_shrink * shared) / (
-                    n_pos + self.threshold_shrink)
+                out[c] = (n_pos * out[c] + shrink[c] * shared) / (n_pos + shrink[c])
         return out
+
+    def _with_centroids(self, prototypes, pieces, piece_code, X, Y):
+        return _with_centroids(prototypes, pieces, piece_code, X, Y, self.centroid_weight)
 
     @property
     def balanced(self) -> bool:
@@ -573,6 +597,9 @@ class CodeSuggester(_Estimator):
         # used whenever context was on, and the zero-shot log-odds were margin + absolute
         params.setdefault("context_embedding", bool(params.get("context", False)))
         params.setdefault("prototype_weight", None)  # the mean of every piece
+        params.setdefault("piece_weight", 0.5)  # half the best piece, half the code's vector
+        params.setdefault("centroid_weight", None)  # the mean of every piece
+        params.setdefault("zs_threshold_shrink", 0.0)  # every code its own cut
         params.setdefault("char_features", 0)
         params["char_ngram_range"] = tuple(params.get("char_ngram_range", (2, 5)))
         if "zs_coef" not in arrays:
@@ -842,17 +869,20 @@ def _restored(vec: WordNgrams, terms: np.ndarray, idf: np.ndarray) -> WordNgrams
     return vec
 
 
-def _similarity(X, prototypes, pieces, piece_code) -> np.ndarray:
-    """Half the cosine with the code's mean vector, half the best cosine with one piece."""
+def _similarity(X, prototypes, pieces, piece_code, piece_weight: float = 0.5) -> np.ndarray:
+    """(1 - piece_weight) x the cosine with the code's vector + piece_weight x the best cosine
+    with one of its pieces."""
     X = np.asarray(X, dtype=np.float32)
     mean_sim = X @ prototypes.T
+    if not piece_weight:
+        return mean_sim
     piece_sim = X @ pieces.T
     best_piece = np.full_like(mean_sim, -1.0)
     for c in range(len(prototypes)):
         cols = piece_code == c
         if cols.any():
             best_piece[:, c] = piece_sim[:, cols].max(axis=1)
-    return 0.5 * mean_sim + 0.5 * best_piece
+    return (1 - piece_weight) * mean_sim + piece_weight * best_piece
 
 
 def _blended_prototypes(code_vectors, pieces, piece_code, piece_kind, w: float) -> np.ndarray:
@@ -874,9 +904,11 @@ def _blended_prototypes(code_vectors, pieces, piece_code, piece_kind, w: float) 
     return out
 
 
-def _with_centroids(prototypes, pieces, piece_code, X, Y):
+def _with_centroids(prototypes, pieces, piece_code, X, Y, weight: float | None = None):
     """(prototypes, pieces, piece_code) with each code's confirmed-segment centroid added as
-    one more piece, and the code's prototype the mean of all its pieces."""
+    one more piece. The code's vector becomes normalise((1 - weight) * its day-one vector +
+    weight * centroid); ``weight`` None (models before 2026-12-02): the mean of all its
+    pieces, centroid included."""
     prototypes = np.array(prototypes, dtype=np.float32)
     extra_pieces, extra_owner = [], []
     for c in range(Y.shape[1]):
@@ -889,8 +921,11 @@ def _with_centroids(prototypes, pieces, piece_code, X, Y):
         return prototypes, pieces, piece_code
     pieces = np.vstack([pieces, np.asarray(extra_pieces, np.float32)])
     piece_code = np.r_[piece_code, extra_owner].astype(np.int32)
-    for c in extra_owner:
-        v = pieces[piece_code == c].mean(axis=0)
+    for c, centroid in zip(extra_owner, extra_pieces):
+        if weight is None:
+            v = pieces[piece_code == c].mean(axis=0)
+        else:
+            v = (1 - weight) * prototypes[c] + weight * centroid
         prototypes[c] = v / (np.linalg.norm(v) or 1.0)
     return prototypes, pieces, piece_code
 
@@ -924,7 +959,8 @@ def _linear(Xs, Xd, W: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _fit_logistic(Xs, Xd, Y: np.ndarray, C: float, max_iter: int = 500, tol: float = 1e-8,
-                  init: tuple[np.ndarray, np.ndarray] | None = None, balanced: bool = False):
+                  init: tuple[np.ndarray, np.ndarray] | None = None, balanced: bool = False,
+                  n_jobs: int = 1):
     """One L2 logistic regression per column of ``Y`` (1 positive, 0 negative, -1 unknown),
     fitted jointly with L-BFGS: the objective of scikit-learn's
     ``LogisticRegression(C=C, solver='lbfgs')`` summed over codes (intercepts unpenalised).
@@ -948,14 +984,20 @@ def _fit_logistic(Xs, Xd, Y: np.ndarray, C: float, max_iter: int = 500, tol: flo
     rows = np.flatnonzero(labelled[:, 0])
     if len(groups) > 1 or len(rows) < len(Y):
         W, b = np.zeros((p, k)), np.zeros(k)
-        for cols in groups.values():
+
+        def solve(cols):
             rows = np.flatnonzero(labelled[:, cols[0]])
             if not len(rows):
-                continue
+                return cols, np.zeros((p, len(cols))), np.zeros(len(cols))
             sub_init = None if init is None else (init[0][:, cols], init[1][cols])
-            W[:, cols], b[cols] = _fit_logistic(
+            return (cols, *_fit_logistic(
                 None if Xs is None else Xs[rows], Xd[rows], Y[np.ix_(rows, cols)], C,
-                max_iter=max_iter, tol=tol, init=sub_init, balanced=balanced)
+                max_iter=max_iter, tol=tol, init=sub_init, balanced=balanced))
+        # the groups are independent problems (interviewer and participant codes): one each
+        # on ``n_jobs`` threads
+        with ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(groups)))) as pool:
+            for cols, W_g, b_g in pool.map(solve, list(groups.values())):
+                W[:, cols], b[cols] = W_g, b_g
         return W, b
     M = (Y >= 0).astype(np.float64)
     T = (Y == 1).astype(np.float64)
