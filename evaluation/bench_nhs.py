@@ -322,18 +322,29 @@ def trained_row(tr, dv, Y, codes, emb, timing, params: dict | None = None):
 # coder's suggester before issue 18 (its defaults then), and the prototype's parts added one at a
 # time: each step is trained on the train answers and judged by its out-of-fold predictions there
 # (that column chose the defaults); dev is reported beside it, never used to choose.
-BEFORE = {"char_features": 0, "prototype_weight": None, "tol": 1e-4, "C": 1.0, "cv": 3}
+# the zero-shot part until 2026-12-02: half the cosine with the code's own words, half the
+# best single piece; the centroid of confirmed segments one more piece; its fitted constants;
+# every code's cut its own
+OLD_ZERO_SHOT = {"piece_weight": 0.5, "centroid_weight": None, "zs_margin": 0.22,
+                 "zs_absolute": 0.204, "zs_intercept": 0.629, "zs_threshold": 0.141,
+                 "zs_threshold_shrink": 0.0}
+OLD_DAY_ONE = {"prototype_weight": 1.0, **OLD_ZERO_SHOT}
+BEFORE = {"char_features": 0, "tol": 1e-4, "C": 1.0, "cv": 3, **OLD_ZERO_SHOT,
+          "prototype_weight": None}
 STEPS = [
     ("before issue 18 (word TF-IDF of the answer and its question + embedding + role)", BEFORE),
-    ("+ char_wb 2-5-grams of the answer, up to 20,000; C 1, 3 folds, solver tolerance 1e-3 "
-     "(coder's defaults until 2026-12-02)", {"C": 1.0, "cv": 3, "tol": 1e-3}),
-    ("+ C 3, 5 folds, tolerance 1e-4 (coder's defaults now: steadier cuts, bench_options.py)",
-     {}),
+    ("+ char_wb 2-5-grams of the answer, up to 20,000; C 1, 3 folds, solver tolerance 1e-3; "
+     "code vector = its own words (defaults of 2026-12-02 morning)",
+     {"C": 1.0, "cv": 3, "tol": 1e-3, **OLD_DAY_ONE}),
+    ("+ C 3, 5 folds, tolerance 1e-4 (steadier cuts, bench_options.py)", OLD_DAY_ONE),
+    ("+ zero-shot part: cosine with the code's words and examples blended (w 0.7) alone, "
+     "confirmed segments a fixed fifth of it; cuts of codes without a classifier shrunk "
+     "towards the shared cut (coder's defaults now)", {}),
     ("defaults + class-balanced weights, Platt scaling, cuts shrunk towards a shared one "
      "(options, off by default)", {"class_weight": "balanced", "calibrate": True,
                                    "threshold_shrink": 20.0}),
 ]
-DEFAULT_STEP = 2  # the row that is coder's shipped model
+DEFAULT_STEP = 3  # the row that is coder's shipped model
 # learning curve: coder's defaults trained on the first k train respondents (documents)
 CURVE = [5, 10, 20, 40, 80, 160, 320, 640, 1280]
 
@@ -354,13 +365,13 @@ def oof_scores(study, version: int, coders: list[str]) -> dict[str, float]:
     return scores(Yb.astype(np.int8), D.astype(np.int8))
 
 
-def day_one_before(study, emb, dev_docs, predicted) -> np.ndarray:
-    """coder's day-one decisions with the code vector of before (the mean of every piece),
-    scored without storing a model: the same rule as the suggestions (threshold, else rank 1)."""
+def day_one_before(study, emb, dev_docs, predicted, params) -> np.ndarray:
+    """coder's day-one decisions with the zero-shot ``params`` of before, scored without
+    storing a model: the same rule as the suggestions (threshold, else rank 1)."""
     from coder.machine import suggest as lib
 
     codes = lib.suggestable_codes(study.codebook())
-    model = lib.codebook_model(study, codes, emb, prototype_weight=None)
+    model = lib.codebook_model(study, codes, emb, **params)
     segs = study.segments(documents=dev_docs, include_interviewer=True)
     feats = lib.segment_features(study, segs, emb)
     P = model.predict_proba(feats.X, mask=lib.eligibility(codes, segs), **feats.kwargs())
@@ -447,7 +458,13 @@ def coder_rows(corpus: Path, answers, Y, codes, emb, timing, steps=STEPS):
                            recompute=True)
         timing["coder_day_one_suggest_s"] = time.perf_counter() - t
         out.append(("(f) coder before issue 18, codebook only (day one: code vector = mean of "
-                    "every piece)", scores(Ydv, day_one_before(study, emb, dev_docs, predicted)),
+                    "every piece; ½ its cosine + ½ the best piece's)",
+                    scores(Ydv, day_one_before(study, emb, dev_docs, predicted,
+                                               {**OLD_ZERO_SHOT, "prototype_weight": None})),
+                    None))
+        out.append(("(f) coder until 2026-12-02, codebook only (code vector = its own words; "
+                    "½ its cosine + ½ the best piece's)",
+                    scores(Ydv, day_one_before(study, emb, dev_docs, predicted, OLD_DAY_ONE)),
                     None))
         out.append(("(f) coder, codebook only (day one)", scores(Ydv, predicted(s0)), None))
         study.train(coders=["nhs"], embedder=emb)  # the train answers' vectors into the study

@@ -54,7 +54,13 @@ THERAPIST = ["therapist:question", "therapist:reflection", "therapist:therapist_
 CLIENT = ["client:change", "client:neutral", "client:sustain"]
 CURVE = [5, 10, 20, 40]
 # coder's suggester before issue 18 (its defaults of 2026-12-01), trained beside today's
-BEFORE_ISSUE_18 = {"char_features": 0, "prototype_weight": None, "tol": 1e-4, "C": 1.0, "cv": 3}
+OLD_ZERO_SHOT = {"piece_weight": 0.5, "centroid_weight": None, "zs_margin": 0.22,
+                 "zs_absolute": 0.204, "zs_intercept": 0.629, "zs_threshold": 0.141,
+                 "zs_threshold_shrink": 0.0}
+BEFORE_ISSUE_18 = {"char_features": 0, "tol": 1e-4, "C": 1.0, "cv": 3, **OLD_ZERO_SHOT,
+                   "prototype_weight": None}
+# coder's codebook-only model until 2026-12-02 (its code vector: the code's own words)
+OLD_DAY_ONE = {"prototype_weight": 1.0, **OLD_ZERO_SHOT}
 
 
 def log(msg: str) -> None:
@@ -153,6 +159,23 @@ def first_release_map(study, dev: pd.DataFrame, emb) -> dict[str, float]:
     return dev_calibration(dev, lambda seg, code: float(P[row[seg], col[code]]))
 
 
+def codebook_only_with(study, dev: pd.DataFrame, emb, params: dict) -> dict[str, float]:
+    """Row (a) with another codebook-only model (``params``), scored without storing it: the
+    rank-1 code among those allowed for the speaker, and the calibration of its scores."""
+    codes = lib.suggestable_codes(study.codebook())
+    model = lib.codebook_model(study, codes, emb, **params)
+    segs = study.segments(include_interviewer=True)
+    segs = segs[segs["segment_id"].isin(set(dev["segment_id"]))].reset_index(drop=True)
+    feats = lib.segment_features(study, segs, emb)
+    P = model.predict_proba(feats.X, mask=lib.eligibility(codes, segs), **feats.kwargs())
+    ids = [c.id for c in codes]
+    row = {s: i for i, s in enumerate(segs["segment_id"])}
+    col = {c: j for j, c in enumerate(ids)}
+    best = dev["segment_id"].map(lambda seg: ids[int(P[row[seg]].argmax())])
+    return {**scores(dev["code"], best, dev["speaker"]),
+            **dev_calibration(dev, lambda seg, code: float(P[row[seg], col[code]]))}
+
+
 def tfidf_baseline(codes: pd.DataFrame, dev: pd.DataFrame, balanced: bool) -> dict[str, float]:
     pred = pd.Series(index=dev.index, dtype=object)
     for who in ("THERAPIST", "CLIENT"):
@@ -222,6 +245,9 @@ def main(argv=None) -> int:
         log(f"speed: raw {speed['raw_s']:.1f}s, coder cold {speed['cold_s']:.1f}s")
         rows.append(("majority class", majority(codes, dev)))
         rows.append(("(a) coder, codebook only", coder_scores(dev, sugg_a)))
+        rows.append(("(a) coder until 2026-12-02, codebook only (code vector = its own words; "
+                     "½ its cosine + ½ the best piece's)",
+                     codebook_only_with(study, dev, emb, OLD_DAY_ONE)))
         before = first_release_map(study, dev, emb)
 
         # -- trained on all train documents
