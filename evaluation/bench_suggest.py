@@ -368,12 +368,12 @@ def report(rows, speed, cv, before) -> str:
               f"- codebook only beats majority class on macro-F1 ({a['f1_therapist']:.3f} vs "
               f"{maj['f1_therapist']:.3f} therapist, {a['f1_client']:.3f} vs {maj['f1_client']:.3f}"
               f" client): {ok(a['f1_therapist'] > maj['f1_therapist'] and a['f1_client'] > maj['f1_client'])}"
-              " (client codes only slightly: change/sustain/neutral is hard to tell from code "
-              "descriptions alone)",
+              " (change/sustain/neutral is the harder to tell from code descriptions alone)",
               f"- suggest >= 85% of raw encoding speed: {ratio:.0%}: {ok(ratio >= .85)}",
               f"- retrain + re-suggest of ~10,000 cached segments < 5 s: {retrain:.1f} s for "
               f"{speed['all_segments']} segments: {ok(retrain < 5)} (the refit is 5 "
-              "cross-validation folds for thresholds and metrics, then the full model started "
+              "cross-validation folds for thresholds and metrics, two at a time on the 2 cores, "
+              "then the full model started "
               "from their mean, each solved to tolerance 1e-4 at C 3 (since 2026-12-02: steadier "
               "cuts, bench_options.py; 3 folds at 1e-3 took 5.1 s) per speaker group over up to "
               "30,000 TF-IDF columns "
