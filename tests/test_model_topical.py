@@ -161,13 +161,13 @@ def test_models_stored_before_these_parts_load_with_the_same_scores(emb):
     """Arrays without platt/char_* and params without the new keys: the old model exactly."""
     model, X, texts = fit(emb, class_weight=None, calibrate=False, threshold_shrink=0.0,
                           codebook_features=0.0, char_features=0, piece_weight=0.5,
-                          centroid_weight=None)
+                          centroid_weight=None, coded_piece_weight=None)
     arrays = model.to_arrays()
     for name in ("platt", "char_vocabulary", "char_idf"):
         del arrays[name]
     meta = json.loads(arrays["meta"].tobytes())
     for name in ("class_weight", "calibrate", "threshold_shrink", "codebook_features",
-                 "char_features", "piece_weight", "centroid_weight", "n_jobs"):
+                 "char_features", "piece_weight", "centroid_weight", "coded_piece_weight", "n_jobs"):
         del meta["params"][name]
     del meta["n_book_pieces"]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -223,6 +223,20 @@ def test_similarity_is_the_cosine_with_the_code_vector_or_mixes_in_the_best_piec
     best = np.stack([(X @ pieces[owner == c].T).max(axis=1) for c in range(3)], axis=1)
     np.testing.assert_allclose(half._similarity(X), 0.5 * cos + 0.5 * best, rtol=1e-5)
     assert not np.allclose(only._similarity(X), half._similarity(X))
+    # after training, a code with confirmed segments (here 0 and 1) mixes in its best piece,
+    # the centroid among them; a code without any keeps the cosine alone
+    Y = np.zeros((len(X), 3), dtype=np.int8)
+    Y[:4, 0] = Y[4:8, 1] = 1
+    Y[8:] = 0
+    coded = CodeSuggester(piece_weight=0.0, coded_piece_weight=0.5, min_positives=99).fit(
+        X, Y, **kw)
+    S = coded._similarity(X)
+    cos = X @ coded.prototypes_.T
+    best = np.stack([(X @ coded.pieces_[coded.piece_code_ == c].T).max(axis=1)
+                     for c in range(3)], axis=1)
+    np.testing.assert_allclose(S[:, :2], 0.5 * cos[:, :2] + 0.5 * best[:, :2], rtol=1e-5)
+    np.testing.assert_allclose(S[:, 2], cos[:, 2], rtol=1e-5)
+    assert len(coded.pieces_) == len(pieces) + 2  # the two centroids
 
 
 def test_confirmed_segments_move_the_code_vector_a_fixed_share(emb):

@@ -7,8 +7,11 @@ Two sources of evidence, blended per code by how much labelled evidence the code
   description, include) + (1 - w) * mean of its items and examples), ``prototype_weight``
   w = 0.7; once the code has confirmed segments it moves a fixed share towards their centroid,
   normalise(0.8 * day-one vector + 0.2 * centroid) (``centroid_weight``): the classifier is what
-  learns from the segments, and this score stays the codebook's voice. Both were chosen on the
-  train documents of the NHS and AnnoMI corpora (training/README.md); models
+  learns from the segments, and this score stays the codebook's voice; and its similarity
+  becomes half that cosine, half the best cosine with one of its pieces, the centroid being one
+  (``coded_piece_weight``), a nearest-example vote that helps studies with a few coded
+  documents. All were chosen on the train documents of the NHS and AnnoMI corpora
+  (training/README.md); models
   before 2026-12-02 (``piece_weight`` 0.5) took half this cosine and half the best cosine with
   a single piece. Three parts make its log-odds ``g_c = log(1 / (K - 1)) + m * margin_c +
   a * absolute_c + c0``: a prior (``K`` codes are allowed for the segment, so one of them
@@ -127,6 +130,7 @@ class CodeSuggester(_Estimator):
                  codebook_features: float = 0.0,
                  char_features: int = 20000, char_ngram_range: tuple[int, int] = (2, 5),
                  prototype_weight: float | None = 0.7, piece_weight: float = 0.0,
+                 coded_piece_weight: float | None = 0.5,
                  centroid_weight: float | None = 0.2,
                  tol: float = 1e-4, n_jobs: int = 2, seed: int = 0):
         self.min_positives = min_positives
@@ -158,6 +162,7 @@ class CodeSuggester(_Estimator):
         self.char_ngram_range = char_ngram_range
         self.prototype_weight = prototype_weight
         self.piece_weight = piece_weight
+        self.coded_piece_weight = coded_piece_weight
         self.centroid_weight = centroid_weight
         self.tol = tol
         self.n_jobs = n_jobs
@@ -166,7 +171,16 @@ class CodeSuggester(_Estimator):
     # -- zero-shot --------------------------------------------------------------------------
     def _similarity(self, X: np.ndarray) -> np.ndarray:
         return _similarity(X, self.prototypes_, self.pieces_, self.piece_code_,
-                           self.piece_weight)
+                           self._piece_weights(self.piece_code_))
+
+    def _piece_weights(self, piece_code) -> np.ndarray | float:
+        """The best piece's share per code: ``coded_piece_weight`` for a code whose pieces
+        include the centroid of its confirmed segments, else ``piece_weight``."""
+        if self.coded_piece_weight is None:
+            return self.piece_weight
+        out = np.full(len(self.code_ids_), float(self.piece_weight))
+        out[np.asarray(piece_code)[self.n_book_pieces_:]] = self.coded_piece_weight
+        return out
 
     def _zero_shot_parts(self, S: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """(n, codes, 4): prior log-odds, margin, absolute similarity, 1 (for the intercept)."""
@@ -351,7 +365,7 @@ class CodeSuggester(_Estimator):
             folds = self._folds(n, groups) if n >= 2 else [(np.arange(n), np.arange(n))]
             for f, (tr, te) in enumerate(folds):
                 fold = self._with_centroids(prototypes, pieces, piece_code, X[tr], Y[tr])
-                S[te] = _similarity(X[te], *fold, self.piece_weight)
+                S[te] = _similarity(X[te], *fold, self._piece_weights(fold[2]))
                 if n >= 2:
                     fold_of[te] = f
             parts = self._zero_shot_parts(S, mask)
@@ -599,6 +613,7 @@ class CodeSuggester(_Estimator):
         params.setdefault("prototype_weight", None)  # the mean of every piece
         params.setdefault("piece_weight", 0.5)  # half the best piece, half the code's vector
         params.setdefault("centroid_weight", None)  # the mean of every piece
+        params.setdefault("coded_piece_weight", None)  # piece_weight for every code
         params.setdefault("zs_threshold_shrink", 0.0)  # every code its own cut
         params.setdefault("char_features", 0)
         params["char_ngram_range"] = tuple(params.get("char_ngram_range", (2, 5)))
@@ -869,12 +884,12 @@ def _restored(vec: WordNgrams, terms: np.ndarray, idf: np.ndarray) -> WordNgrams
     return vec
 
 
-def _similarity(X, prototypes, pieces, piece_code, piece_weight: float = 0.5) -> np.ndarray:
+def _similarity(X, prototypes, pieces, piece_code, piece_weight=0.5) -> np.ndarray:
     """(1 - piece_weight) x the cosine with the code's vector + piece_weight x the best cosine
-    with one of its pieces."""
+    with one of its pieces (``piece_weight`` one number or one per code)."""
     X = np.asarray(X, dtype=np.float32)
     mean_sim = X @ prototypes.T
-    if not piece_weight:
+    if not np.any(piece_weight):
         return mean_sim
     piece_sim = X @ pieces.T
     best_piece = np.full_like(mean_sim, -1.0)
