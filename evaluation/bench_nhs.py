@@ -325,7 +325,8 @@ def trained_row(tr, dv, Y, codes, emb, timing, params: dict | None = None):
 # the zero-shot part until 2026-12-02: half the cosine with the code's own words, half the
 # best single piece; the centroid of confirmed segments one more piece; its fitted constants;
 # every code's cut its own
-OLD_ZERO_SHOT = {"piece_weight": 0.5, "centroid_weight": None, "zs_margin": 0.22,
+OLD_ZERO_SHOT = {"piece_weight": 0.5, "coded_piece_weight": None, "centroid_weight": None,
+                 "zs_margin": 0.22,
                  "zs_absolute": 0.204, "zs_intercept": 0.629, "zs_threshold": 0.141,
                  "zs_threshold_shrink": 0.0}
 OLD_DAY_ONE = {"prototype_weight": 1.0, **OLD_ZERO_SHOT}
@@ -338,8 +339,9 @@ STEPS = [
      {"C": 1.0, "cv": 3, "tol": 1e-3, **OLD_DAY_ONE}),
     ("+ C 3, 5 folds, tolerance 1e-4 (steadier cuts, bench_options.py)", OLD_DAY_ONE),
     ("+ zero-shot part: cosine with the code's words and examples blended (w 0.7) alone, "
-     "confirmed segments a fixed fifth of it; cuts of codes without a classifier shrunk "
-     "towards the shared cut (coder's defaults now)", {}),
+     "confirmed segments a fixed fifth of it, and half the best piece once a code has some; "
+     "cuts of codes without a classifier shrunk towards the shared cut (coder's defaults now)",
+     {}),
     ("defaults + class-balanced weights, Platt scaling, cuts shrunk towards a shared one "
      "(options, off by default)", {"class_weight": "balanced", "calibrate": True,
                                    "threshold_shrink": 20.0}),

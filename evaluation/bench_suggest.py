@@ -54,7 +54,8 @@ THERAPIST = ["therapist:question", "therapist:reflection", "therapist:therapist_
 CLIENT = ["client:change", "client:neutral", "client:sustain"]
 CURVE = [5, 10, 20, 40]
 # coder's suggester before issue 18 (its defaults of 2026-12-01), trained beside today's
-OLD_ZERO_SHOT = {"piece_weight": 0.5, "centroid_weight": None, "zs_margin": 0.22,
+OLD_ZERO_SHOT = {"piece_weight": 0.5, "coded_piece_weight": None, "centroid_weight": None,
+                 "zs_margin": 0.22,
                  "zs_absolute": 0.204, "zs_intercept": 0.629, "zs_threshold": 0.141,
                  "zs_threshold_shrink": 0.0}
 BEFORE_ISSUE_18 = {"char_features": 0, "tol": 1e-4, "C": 1.0, "cv": 3, **OLD_ZERO_SHOT,
