@@ -11,9 +11,8 @@ Two sources of evidence, blended per code by how much labelled evidence the code
   becomes half that cosine, half the best cosine with one of its pieces, the centroid being one
   (``coded_piece_weight``), a nearest-example vote that helps studies with a few coded
   documents. All were chosen on the train documents of the NHS and AnnoMI corpora
-  (training/README.md); models
-  before 2026-12-02 (``piece_weight`` 0.5) took half this cosine and half the best cosine with
-  a single piece. Three parts make its log-odds ``g_c = log(1 / (K - 1)) + m * margin_c +
+  (training/README.md); models before 2026-12-02 (``piece_weight`` 0.5) took half this cosine
+  and half the best cosine with a single piece for every code. Three parts make its log-odds ``g_c = log(1 / (K - 1)) + m * margin_c +
   a * absolute_c + c0``: a prior (``K`` codes are allowed for the segment, so one of them
   applies with odds 1 : K-1), ``margin_c = (s_c - s_best) / zs_scale`` (``s_best``: the best
   similarity among the allowed codes) and ``absolute_c = (s_c - zs_offset) / zs_scale``.
@@ -40,7 +39,8 @@ scores (folds grouped by document), and the same predictions give the reported p
 recall and F1. A code without a classifier (a handful of confirmed segments) has its cut pulled
 towards the one shared cut, as if by ``zs_threshold_shrink`` = 20 positives at that cut: its
 own best cut rests on one to seven segments (on NHS train, the first 20 respondents coded
-gave a micro-F1 of 0.31 on other respondents with own cuts, 0.47 with pulled ones). Everything learned is a plain array (`to_arrays` / `from_arrays`), never a pickle.
+gave a micro-F1 of 0.31 on other respondents with own cuts, 0.47 with pulled ones).
+Everything learned is a plain array (`to_arrays` / `from_arrays`), never a pickle.
 """
 
 from __future__ import annotations
