@@ -61,6 +61,8 @@ sys.path.insert(0, str(ROOT / "training"))
 
 import topical  # noqa: E402
 
+from coder.machine.model import ZERO_SHOT_BEFORE_2026_12_02 as OLD_ZERO_SHOT  # noqa: E402
+
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "coder_nhs_minilm"
 DAY_ONE_GRID = {"description_weight": [0.3, 0.4, 0.5, 0.6, 0.7],
                 "margin": [0.0, 0.005, 0.01, 0.02]}
@@ -322,13 +324,6 @@ def trained_row(tr, dv, Y, codes, emb, timing, params: dict | None = None):
 # coder's suggester before issue 18 (its defaults then), and the prototype's parts added one at a
 # time: each step is trained on the train answers and judged by its out-of-fold predictions there
 # (that column chose the defaults); dev is reported beside it, never used to choose.
-# the zero-shot part until 2026-12-02: half the cosine with the code's own words, half the
-# best single piece; the centroid of confirmed segments one more piece; its fitted constants;
-# every code's cut its own
-OLD_ZERO_SHOT = {"piece_weight": 0.5, "coded_piece_weight": None, "centroid_weight": None,
-                 "zs_margin": 0.22,
-                 "zs_absolute": 0.204, "zs_intercept": 0.629, "zs_threshold": 0.141,
-                 "zs_threshold_shrink": 0.0}
 OLD_DAY_ONE = {"prototype_weight": 1.0, **OLD_ZERO_SHOT}
 BEFORE = {"char_features": 0, "tol": 1e-4, "C": 1.0, "cv": 3, **OLD_ZERO_SHOT,
           "prototype_weight": None}

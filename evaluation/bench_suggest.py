@@ -47,6 +47,7 @@ import annomi_convert  # noqa: E402
 from coder import Study  # noqa: E402
 from coder.machine import suggest as lib  # noqa: E402
 from coder.machine.embed import SentenceTransformerEmbedder  # noqa: E402
+from coder.machine.model import ZERO_SHOT_BEFORE_2026_12_02 as OLD_ZERO_SHOT  # noqa: E402
 from coder.machine.model import calibration  # noqa: E402
 
 THERAPIST = ["therapist:question", "therapist:reflection", "therapist:therapist_input",
@@ -54,10 +55,6 @@ THERAPIST = ["therapist:question", "therapist:reflection", "therapist:therapist_
 CLIENT = ["client:change", "client:neutral", "client:sustain"]
 CURVE = [5, 10, 20, 40]
 # coder's suggester before issue 18 (its defaults of 2026-12-01), trained beside today's
-OLD_ZERO_SHOT = {"piece_weight": 0.5, "coded_piece_weight": None, "centroid_weight": None,
-                 "zs_margin": 0.22,
-                 "zs_absolute": 0.204, "zs_intercept": 0.629, "zs_threshold": 0.141,
-                 "zs_threshold_shrink": 0.0}
 BEFORE_ISSUE_18 = {"char_features": 0, "tol": 1e-4, "C": 1.0, "cv": 3, **OLD_ZERO_SHOT,
                    "prototype_weight": None}
 # coder's codebook-only model until 2026-12-02 (its code vector: the code's own words)
@@ -147,17 +144,11 @@ def dev_calibration(dev: pd.DataFrame, score) -> dict[str, float]:
 
 
 def first_release_map(study, dev: pd.DataFrame, emb) -> dict[str, float]:
-    """Calibration of the fixed zero-shot map coder used before (sigmoid(margin + absolute))."""
-    codes = lib.suggestable_codes(study.codebook())
-    old = lib.codebook_model(study, codes, emb, zs_prior=False, zs_margin=1.0, zs_absolute=1.0,
-                             zs_intercept=0.0)
-    segs = study.segments(include_interviewer=True)
-    segs = segs[segs["segment_id"].isin(set(dev["segment_id"]))].reset_index(drop=True)
-    feats = lib.segment_features(study, segs, emb)
-    P = old.predict_proba(feats.X, mask=lib.eligibility(codes, segs), **feats.kwargs())
-    col = {c.id: j for j, c in enumerate(codes)}
-    row = {s: i for i, s in enumerate(segs["segment_id"])}
-    return dev_calibration(dev, lambda seg, code: float(P[row[seg], col[code]]))
+    """Calibration of the fixed zero-shot map of the first release (sigmoid(margin +
+    absolute), no prior) on its similarity (the code vector the mean of every piece)."""
+    return codebook_only_with(study, dev, emb, {
+        **OLD_ZERO_SHOT, "prototype_weight": None, "zs_prior": False, "zs_margin": 1.0,
+        "zs_absolute": 1.0, "zs_intercept": 0.0})
 
 
 def codebook_only_with(study, dev: pd.DataFrame, emb, params: dict) -> dict[str, float]:

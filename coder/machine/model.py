@@ -69,6 +69,15 @@ SOURCES = ("codebook", "blend", "classifier")
 # similarity, intercept) and the day-one threshold; fitted by `training/fit_zero_shot.py`
 # (the command and its output are in training/README.md).
 ZS_DAY_ONE = {"margin": 0.332, "absolute": 0.216, "intercept": 0.89, "threshold": 0.191}
+# The zero-shot part of models before 2026-12-02, as parameters: half the cosine with the code's
+# vector and half the best single piece for every code, the centroid of confirmed segments one
+# more piece, each code's cut its own, and the day-one constants fitted for that similarity.
+# Models stored then lack these keys and load with them; benchmarks pin them for their
+# "before" rows.
+ZERO_SHOT_BEFORE_2026_12_02 = {"piece_weight": 0.5, "coded_piece_weight": None,
+                               "centroid_weight": None, "zs_threshold_shrink": 0.0,
+                               "zs_margin": 0.22, "zs_absolute": 0.204, "zs_intercept": 0.629,
+                               "zs_threshold": 0.141}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -611,10 +620,8 @@ class CodeSuggester(_Estimator):
         # used whenever context was on, and the zero-shot log-odds were margin + absolute
         params.setdefault("context_embedding", bool(params.get("context", False)))
         params.setdefault("prototype_weight", None)  # the mean of every piece
-        params.setdefault("piece_weight", 0.5)  # half the best piece, half the code's vector
-        params.setdefault("centroid_weight", None)  # the mean of every piece
-        params.setdefault("coded_piece_weight", None)  # piece_weight for every code
-        params.setdefault("zs_threshold_shrink", 0.0)  # every code its own cut
+        for name, value in ZERO_SHOT_BEFORE_2026_12_02.items():
+            params.setdefault(name, value)
         params.setdefault("char_features", 0)
         params["char_ngram_range"] = tuple(params.get("char_ngram_range", (2, 5)))
         if "zs_coef" not in arrays:
