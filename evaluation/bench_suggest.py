@@ -56,7 +56,7 @@ CLIENT = ["client:change", "client:neutral", "client:sustain"]
 CURVE = [5, 10, 20, 40]
 # coder's suggester before issue 18 (its defaults of 2026-12-01), trained beside today's
 BEFORE_ISSUE_18 = {"char_features": 0, "tol": 1e-4, "C": 1.0, "cv": 3, **OLD_ZERO_SHOT,
-                   "prototype_weight": None}
+                   "prototype_weight": None, "solver": "scipy"}
 # coder's codebook-only model until 2026-12-02 (its code vector: the code's own words)
 OLD_DAY_ONE = {"prototype_weight": 1.0, **OLD_ZERO_SHOT}
 

@@ -167,7 +167,8 @@ def test_models_stored_before_these_parts_load_with_the_same_scores(emb):
         del arrays[name]
     meta = json.loads(arrays["meta"].tobytes())
     for name in ("class_weight", "calibrate", "threshold_shrink", "codebook_features",
-                 "char_features", "piece_weight", "centroid_weight", "coded_piece_weight", "n_jobs"):
+                 "char_features", "piece_weight", "centroid_weight", "coded_piece_weight", "n_jobs",
+                 "solver"):
         del meta["params"][name]
     del meta["n_book_pieces"]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -368,3 +369,46 @@ def test_the_model_does_not_import_scikit_learn():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _logistic_problem(seed=5, n=300, sparse_cols=40, dense_cols=6, codes=3):
+    rng = np.random.default_rng(seed)
+    Xd = rng.normal(size=(n, dense_cols))
+    Xs = sp.random(n, sparse_cols, density=0.1, random_state=seed, format="csr")
+    full = np.hstack([Xs.toarray(), Xd])
+    Y = (full @ rng.normal(size=(full.shape[1], codes)) + rng.normal(size=(n, codes)) > 0.5)
+    return Xs, Xd, Y.astype(np.int8)
+
+
+def test_coders_lbfgs_and_scipys_reach_the_same_fit():
+    """`solver="lbfgs"` (coder's loop, which threads can share) and scipy's L-BFGS-B (models
+    before 2026-12-02) minimise the same objective: the same weights, with codes labelled on
+    different rows solved apart and unknown labels left out."""
+    Xs, Xd, Y = _logistic_problem()
+    Y[:100, 2] = -1
+    ours = _fit_logistic(Xs, Xd, Y, C=2.0, tol=1e-12)
+    scipys = _fit_logistic(Xs, Xd, Y, C=2.0, tol=1e-12, solver="scipy")
+    np.testing.assert_allclose(ours[0], scipys[0], atol=1e-3)  # float32 products
+    np.testing.assert_allclose(ours[1], scipys[1], atol=1e-3)
+    with pytest.raises(ValueError, match="solver"):
+        _fit_logistic(Xs, Xd, Y, C=2.0, solver="newton")
+
+
+def test_n_gram_columns_absent_from_the_rows_get_zero_weight():
+    """Columns no row has are left out of the problem (shorter vectors, the same optimum):
+    their weights are 0 and the others are those of the fit without them."""
+    Xs, Xd, Y = _logistic_problem()
+    Xs = Xs.tolil()
+    Xs[:, [3, 17]] = 0
+    Xs = Xs.tocsr()
+    Xs.eliminate_zeros()
+    W, b = _fit_logistic(Xs, Xd, Y, C=1.0, tol=1e-12)
+    np.testing.assert_array_equal(W[[3, 17]], 0.0)
+    keep = [j for j in range(Xs.shape[1]) if j not in (3, 17)]
+    W2, b2 = _fit_logistic(Xs[:, keep], Xd, Y, C=1.0, tol=1e-12)
+    np.testing.assert_allclose(W[keep + list(range(Xs.shape[1], W.shape[0]))], W2, atol=1e-6)
+    np.testing.assert_allclose(b, b2, atol=1e-6)
+    # a warm start from weights that are not 0 there still leaves them 0
+    W3, _ = _fit_logistic(Xs, Xd, Y, C=1.0, tol=1e-12, init=(np.ones_like(W), b))
+    np.testing.assert_array_equal(W3[[3, 17]], 0.0)
+    np.testing.assert_allclose(W3, W, atol=1e-3)

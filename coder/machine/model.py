@@ -141,7 +141,7 @@ class CodeSuggester(_Estimator):
                  prototype_weight: float | None = 0.7, piece_weight: float = 0.0,
                  coded_piece_weight: float | None = 0.5,
                  centroid_weight: float | None = 0.2,
-                 tol: float = 1e-4, n_jobs: int = 2, seed: int = 0):
+                 tol: float = 1e-4, solver: str = "lbfgs", n_jobs: int = 2, seed: int = 0):
         self.min_positives = min_positives
         self.blend_k = blend_k
         self.C = C
@@ -174,6 +174,7 @@ class CodeSuggester(_Estimator):
         self.coded_piece_weight = coded_piece_weight
         self.centroid_weight = centroid_weight
         self.tol = tol
+        self.solver = solver
         self.n_jobs = n_jobs
         self.seed = seed
 
@@ -432,16 +433,15 @@ class CodeSuggester(_Estimator):
             g = None if groups is None else np.asarray(groups)[labelled]
             folds = self._folds(len(labelled), g)
 
-            def fold_fit(fold):
-                # each fold starts from the base rates: starting from weights that saw the
-                # held-out fold would leak it into the "out-of-fold" scores
-                tr = fold[0]
-                return _fit_logistic(None if Xs is None else Xs[tr], Xd[tr], Yt[tr], self.C,
-                                     tol=self.tol, balanced=self.balanced)
-            # the folds are independent and their sparse products and L-BFGS steps release
-            # the GIL: two at a time use both cores of a laptop
-            with ThreadPoolExecutor(max_workers=max(1, min(self.n_jobs, len(folds)))) as pool:
-                fold_fits = list(pool.map(fold_fit, folds))
+            # each fold starts from the base rates: starting from weights that saw the
+            # held-out fold would leak it into the "out-of-fold" scores. The folds' problems
+            # (one per group of codes) are independent, and their products and L-BFGS steps
+            # release the GIL: they share ``n_jobs`` threads, the costliest first.
+            fold_fits = _solve_problems(
+                [_logistic_problems(Xs, Xd, Yt, self.C, rows=tr, tol=self.tol,
+                                    balanced=self.balanced, solver=self.solver)
+                 for tr, _ in folds], Xd.shape[1] + (0 if Xs is None else Xs.shape[1]),
+                len(trained), self.n_jobs)
             for (_, te), (W_f, b_f) in zip(folds, fold_fits):
                 oof[te] = _linear(None if Xs is None else Xs[te], Xd[te], W_f, b_f)
             if self.calibrate:
@@ -458,7 +458,8 @@ class CodeSuggester(_Estimator):
             init = (np.mean([w for w, _ in fold_fits], axis=0),
                     np.mean([b for _, b in fold_fits], axis=0))
             W, b = _fit_logistic(Xs, Xd, Yt, self.C, tol=self.tol, init=init,
-                                 balanced=self.balanced, n_jobs=self.n_jobs)
+                                 solver=self.solver, balanced=self.balanced,
+                                 n_jobs=self.n_jobs)
             self.coef_ = W.T.astype(np.float32)
             self.intercept_ = b.astype(np.float32)
             for j, c in enumerate(trained):
@@ -623,6 +624,7 @@ class CodeSuggester(_Estimator):
         for name, value in ZERO_SHOT_BEFORE_2026_12_02.items():
             params.setdefault(name, value)
         params.setdefault("char_features", 0)
+        params.setdefault("solver", "scipy")  # fitted by scipy's L-BFGS-B before 2026-12-02
         params["char_ngram_range"] = tuple(params.get("char_ngram_range", (2, 5)))
         if "zs_coef" not in arrays:
             params.update(zs_prior=False, zs_margin=1.0, zs_absolute=1.0, zs_intercept=0.0)
@@ -982,7 +984,7 @@ def _linear(Xs, Xd, W: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _fit_logistic(Xs, Xd, Y: np.ndarray, C: float, max_iter: int = 500, tol: float = 1e-8,
                   init: tuple[np.ndarray, np.ndarray] | None = None, balanced: bool = False,
-                  n_jobs: int = 1):
+                  solver: str = "lbfgs", n_jobs: int = 1):
     """One L2 logistic regression per column of ``Y`` (1 positive, 0 negative, -1 unknown),
     fitted jointly with L-BFGS: the objective of scikit-learn's
     ``LogisticRegression(C=C, solver='lbfgs')`` summed over codes (intercepts unpenalised).
@@ -990,37 +992,68 @@ def _fit_logistic(Xs, Xd, Y: np.ndarray, C: float, max_iter: int = 500, tol: flo
     Joint fitting shares every pass over the data between codes, which is what makes a full
     retrain of thousands of segments take seconds; tests check it against scikit-learn. Codes
     labelled on different rows (interviewer-only and respondent-only codes) are solved as
-    separate groups, each on its own rows only: the objective is a sum over codes, so the
-    optimum is the same and each pass reads half the data.
+    separate problems, each on its own rows only (`_logistic_problems`): the objective is a sum
+    over codes, so the optimum is the same and each pass reads half the data.
 
     ``balanced``: scikit-learn's ``class_weight="balanced"`` per code (positives weighted
     n / (2 n_pos), negatives n / (2 n_neg)), so a code with 20 positives among 4,000 rows is
     not learnt as "never".
     """
+    problems = _logistic_problems(Xs, Xd, Y, C, max_iter=max_iter, tol=tol, init=init,
+                                  balanced=balanced, solver=solver)
+    return _solve_problems([problems], Xd.shape[1] + (0 if Xs is None else Xs.shape[1]),
+                           Y.shape[1], n_jobs)[0]
+
+
+def _logistic_problems(Xs, Xd, Y: np.ndarray, C: float, *, rows: np.ndarray | None = None,
+                       max_iter: int = 500, tol: float = 1e-8,
+                       init: tuple[np.ndarray, np.ndarray] | None = None,
+                       balanced: bool = False,
+                       solver: str = "lbfgs") -> list[tuple[list[int], int, Any]]:
+    """The independent problems of `_fit_logistic` on ``rows`` (a fold; None: all): one per
+    group of codes labelled on the same rows, as (columns of ``Y``, cost, a function solving
+    it). The rows are taken from the design matrix when a problem is solved, on its thread."""
+    rows = np.arange(len(Y)) if rows is None else np.asarray(rows)
+    labelled = Y[rows] >= 0
+    groups: dict[bytes, list[int]] = {}
+    for j in range(Y.shape[1]):
+        groups.setdefault(np.packbits(labelled[:, j]).tobytes(), []).append(j)
+    problems = []
+    for cols in groups.values():
+        at = rows[labelled[:, cols[0]]]
+        sub_init = None if init is None else (init[0][:, cols], init[1][cols])
+
+        def solve(at=at, cols=cols, sub_init=sub_init):
+            whole = len(at) == len(Y)
+            return _fit_logistic_block(
+                None if Xs is None else Xs if whole else Xs[at], Xd if whole else Xd[at],
+                Y[np.ix_(at, cols)], C, max_iter=max_iter, tol=tol, init=sub_init,
+                balanced=balanced, solver=solver)
+        problems.append((cols, len(at) * len(cols), solve))
+    return problems
+
+
+def _solve_problems(problem_sets: list[list[tuple[list[int], int, Any]]], p: int, k: int,
+                    n_jobs: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Solve several fits' problems (`_logistic_problems`) on ``n_jobs`` threads, the costliest
+    first so that no thread is left with a long one at the end, and put each fit together."""
+    tasks = sorted(((cost, i, cols, solve) for i, problems in enumerate(problem_sets)
+                    for cols, cost, solve in problems), key=lambda t: -t[0])
+    fits = [(np.zeros((p, k)), np.zeros(k)) for _ in problem_sets]
+    with ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(tasks)))) as pool:
+        for (_, i, cols, _), (W_g, b_g) in zip(tasks, pool.map(lambda t: t[3](), tasks)):
+            fits[i][0][:, cols], fits[i][1][cols] = W_g, b_g
+    return fits
+
+
+def _fit_logistic_block(Xs, Xd, Y: np.ndarray, C: float, *, max_iter: int, tol: float,
+                        init: tuple[np.ndarray, np.ndarray] | None, balanced: bool,
+                        solver: str):
+    """`_fit_logistic` for codes labelled on every row of ``Y``."""
     ps = 0 if Xs is None else Xs.shape[1]
     p, k = ps + Xd.shape[1], Y.shape[1]
-    labelled = Y >= 0
-    groups: dict[bytes, list[int]] = {}
-    for j in range(k):
-        groups.setdefault(np.packbits(labelled[:, j]).tobytes(), []).append(j)
-    rows = np.flatnonzero(labelled[:, 0])
-    if len(groups) > 1 or len(rows) < len(Y):
-        W, b = np.zeros((p, k)), np.zeros(k)
-
-        def solve(cols):
-            rows = np.flatnonzero(labelled[:, cols[0]])
-            if not len(rows):
-                return cols, np.zeros((p, len(cols))), np.zeros(len(cols))
-            sub_init = None if init is None else (init[0][:, cols], init[1][cols])
-            return (cols, *_fit_logistic(
-                None if Xs is None else Xs[rows], Xd[rows], Y[np.ix_(rows, cols)], C,
-                max_iter=max_iter, tol=tol, init=sub_init, balanced=balanced))
-        # the groups are independent problems (interviewer and participant codes): one each
-        # on ``n_jobs`` threads
-        with ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(groups)))) as pool:
-            for cols, W_g, b_g in pool.map(solve, list(groups.values())):
-                W[:, cols], b[cols] = W_g, b_g
-        return W, b
+    if not len(Y):
+        return np.zeros((p, k)), np.zeros(k)
     M = (Y >= 0).astype(np.float64)
     T = (Y == 1).astype(np.float64)
     if balanced:
@@ -1029,17 +1062,32 @@ def _fit_logistic(Xs, Xd, Y: np.ndarray, C: float, max_iter: int = 500, tol: flo
         n_all = n_pos + n_neg
         M = M * np.where(T > 0, n_all / (2 * n_pos), n_all / (2 * n_neg))
 
-    # the products in float32, sparse ones too (half the memory traffic; the sums stay float64)
+    # n-gram columns absent from these rows have weight 0 at the optimum and never move from
+    # it: leaving them out gives the same fit with shorter vectors (a fold lacks some n-grams,
+    # interviewer turns lack the participants')
+    active = np.arange(ps)
+    if Xs is not None:
+        Xs = Xs.tocsr()
+        active = np.flatnonzero(np.bincount(Xs.indices, minlength=ps))
+        column = np.full(ps, -1, dtype=np.int64)
+        column[active] = np.arange(len(active))
+        Xs = sp.csr_matrix((Xs.data, column[Xs.indices], Xs.indptr), shape=(len(Y), len(active)))
+    pa = len(active)
+    q = pa + Xd.shape[1]
+    # the products in float32, sparse ones too (half the memory traffic; the sums stay float64),
+    # both with the n-gram matrix by columns: scipy's products with a CSC matrix and with the
+    # transpose of a CSR one (a CSC view) were the fastest (2.1 and 1.1 ms against 2.4 and
+    # 2.2 ms by rows, for 3,000 AnnoMI turns x 30,000 n-grams x 4 codes)
     Xd32 = np.ascontiguousarray(Xd, dtype=np.float32)
-    Xs32 = None if Xs is None else Xs.astype(np.float32).tocsr()
-    XsT = None if Xs is None else Xs32.T.tocsr()
+    Xs32 = None if Xs is None else Xs.astype(np.float32).tocsc()
+    XsT = None if Xs is None else Xs.astype(np.float32).tocsr().T
 
     def objective(theta):
-        W = theta[:p * k].reshape(p, k)
-        b = theta[p * k:]
-        Z = (Xd32 @ W[ps:].astype(np.float32)).astype(np.float64) + b
-        if Xs is not None:
-            Z += Xs32 @ W[:ps].astype(np.float32)
+        W = theta[:q * k].reshape(q, k)
+        b = theta[q * k:]
+        Z = (Xd32 @ W[pa:].astype(np.float32)).astype(np.float64) + b
+        if Xs32 is not None:
+            Z += Xs32 @ W[:pa].astype(np.float32)
         loss = C * float((M * (np.logaddexp(0.0, Z) - T * Z)).sum()) + 0.5 * float((W * W).sum())
         G = C * M * (_sigmoid(Z) - T)
         gW = (G.astype(np.float32).T @ Xd32).T.astype(np.float64)  # faster than Xd32.T @ G
@@ -1050,12 +1098,82 @@ def _fit_logistic(Xs, Xd, Y: np.ndarray, C: float, max_iter: int = 500, tol: flo
 
     if init is None:  # start from the base rates: fewer iterations than from zero
         rate = np.clip((T * M).sum(axis=0) / np.maximum(M.sum(axis=0), 1), 1e-3, 1 - 1e-3)
-        theta0 = np.concatenate([np.zeros(p * k), np.log(rate / (1 - rate))])
+        theta0 = np.concatenate([np.zeros(q * k), np.log(rate / (1 - rate))])
     else:
-        theta0 = np.concatenate([init[0].ravel(), init[1]])
-    res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "gtol": 1e-6, "ftol": tol})
-    return res.x[:p * k].reshape(p, k), res.x[p * k:]
+        theta0 = np.concatenate([np.vstack([init[0][active], init[0][ps:]]).ravel(), init[1]])
+    if solver == "lbfgs":
+        theta = _lbfgs(objective, theta0, max_iter=max_iter, ftol=tol, gtol=1e-6)
+    elif solver == "scipy":  # scipy's L-BFGS-B: models before 2026-12-02 (one thread at a time)
+        theta = minimize(objective, theta0, jac=True, method="L-BFGS-B",
+                         options={"maxiter": max_iter, "gtol": 1e-6, "ftol": tol}).x
+    else:
+        raise ValueError(f"solver must be 'lbfgs' or 'scipy', not {solver!r}")
+    W = np.zeros((p, k))
+    W[active] = theta[:pa * k].reshape(pa, k)
+    W[ps:] = theta[pa * k:q * k].reshape(q - pa, k)
+    return W, theta[q * k:]
+
+
+def _lbfgs(objective, x0: np.ndarray, *, max_iter: int, ftol: float, gtol: float,
+           history: int = 10) -> np.ndarray:
+    """Minimise a smooth convex ``objective`` (returning value and gradient) by L-BFGS (the
+    two-loop recursion, Nocedal & Wright, Algorithm 7.4, with a weak Wolfe line search),
+    stopping as scipy's L-BFGS-B does: a relative decrease below ``ftol``, a gradient below
+    ``gtol`` or ``max_iter`` steps.
+
+    Not scipy's ``minimize(method="L-BFGS-B")``: that holds the GIL for its own work (a third
+    of a fit here), so the folds fitted on two threads ran barely faster than one after the
+    other; every step of this loop is a numpy operation over the whole vector, which releases it
+    (``np.dot``, not ``@``: numpy's matmul of two vectors holds the GIL, measured).
+    """
+    x = np.array(x0, dtype=np.float64)
+    f, g = objective(x)
+    steps: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / s.y), oldest first
+    for _ in range(max_iter):
+        if not np.isfinite(f) or np.abs(g).max() <= gtol:
+            break
+        d = -g
+        alphas = []
+        for s, y, rho in reversed(steps):
+            a = rho * np.dot(s, d)
+            alphas.append(a)
+            d = d - a * y
+        if steps:
+            s, y, _ = steps[-1]
+            d = d * (np.dot(s, y) / np.dot(y, y))
+        else:  # the first step has no curvature to go by: unit length
+            d = d / max(float(np.sqrt(np.dot(g, g))), 1e-12)
+        for (s, y, rho), a in zip(steps, reversed(alphas)):
+            d = d + (a - rho * np.dot(y, d)) * s
+        slope = float(np.dot(g, d))
+        if slope >= 0:  # not a descent direction (rounding): fall back to the gradient
+            d, slope = -g, -float(np.dot(g, g))
+        # a step satisfying the weak Wolfe conditions (enough decrease, and the slope flattened
+        # enough that the curvature pair is informative), by doubling and bisection
+        t, low, high = 1.0, 0.0, np.inf
+        for _ in range(40):
+            x_new = x + t * d
+            f_new, g_new = objective(x_new)
+            if not f_new <= f + 1e-4 * t * slope:  # "not <=" also catches a NaN
+                high = t
+            elif float(np.dot(g_new, d)) < 0.9 * slope:
+                low = t
+            else:
+                break
+            t = 2.0 * low if high == np.inf else 0.5 * (low + high)
+        else:
+            if not f_new <= f:  # no decrease along d: as close as rounding allows
+                return x
+        s, y = x_new - x, g_new - g
+        sy = float(np.dot(s, y))
+        if sy > 1e-10 * float(np.dot(y, y)):
+            steps.append((s, y, 1.0 / sy))
+            del steps[:-history]
+        done = (f - f_new) <= ftol * max(abs(f), abs(f_new), 1.0)
+        x, f, g = x_new, f_new, g_new
+        if done:
+            break
+    return x
 
 
 def calibration(scores, outcomes, bins: int = 10) -> dict[str, float]:
