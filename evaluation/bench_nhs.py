@@ -326,25 +326,28 @@ def trained_row(tr, dv, Y, codes, emb, timing, params: dict | None = None):
 # (that column chose the defaults); dev is reported beside it, never used to choose.
 OLD_DAY_ONE = {"prototype_weight": 1.0, **OLD_ZERO_SHOT}
 BEFORE = {"char_features": 0, "tol": 1e-4, "C": 1.0, "cv": 3, **OLD_ZERO_SHOT,
-          "prototype_weight": None, "solver": "scipy"}
+          "prototype_weight": None, "solver": "scipy", "calibrate": False}
 STEPS = [
     ("before issue 18 (word TF-IDF of the answer and its question + embedding + role)", BEFORE),
     ("+ char_wb 2-5-grams of the answer, up to 20,000; C 1, 3 folds, solver tolerance 1e-3; "
      "code vector = its own words (defaults of 2026-12-02 morning)",
-     {"C": 1.0, "cv": 3, "tol": 1e-3, "solver": "scipy", **OLD_DAY_ONE}),
+     {"C": 1.0, "cv": 3, "tol": 1e-3, "solver": "scipy", "calibrate": False, **OLD_DAY_ONE}),
     ("+ C 3, 5 folds, tolerance 1e-4 (steadier cuts, bench_options.py)",
-     {"solver": "scipy", **OLD_DAY_ONE}),
+     {"solver": "scipy", "calibrate": False, **OLD_DAY_ONE}),
     ("+ zero-shot part: cosine with the code's words and examples blended (w 0.7) alone, "
      "confirmed segments a fixed fifth of it, and half the best piece once a code has some; "
      "cuts of codes without a classifier shrunk towards the shared cut",
-     {"solver": "scipy"}),
+     {"solver": "scipy", "calibrate": False}),
     ("+ coder's own L-BFGS (two folds at a time really in parallel; scipy's holds the GIL), "
-     "n-gram columns absent from a fold left out (coder's defaults now)", {}),
-    ("defaults + class-balanced weights, Platt scaling, cuts shrunk towards a shared one "
-     "(options, off by default)", {"class_weight": "balanced", "calibrate": True,
+     "n-gram columns absent from a fold left out", {"calibrate": False}),
+    ("+ classifiers calibrated on their out-of-fold logits: Platt per code, as these codes "
+     "may share an answer (one temperature and a softmax for a group of exclusive codes) "
+     "(coder's defaults now)", {}),
+    ("defaults + class-balanced weights, Platt scaling per code, cuts shrunk towards a shared "
+     "one (options, off by default)", {"class_weight": "balanced", "calibrate": True,
                                    "threshold_shrink": 20.0}),
 ]
-DEFAULT_STEP = 4  # the row that is coder's shipped model
+DEFAULT_STEP = 5  # the row that is coder's shipped model
 # learning curve: coder's defaults trained on the first k train respondents (documents)
 CURVE = [5, 10, 20, 40, 80, 160, 320, 640, 1280]
 

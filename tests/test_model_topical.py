@@ -73,7 +73,7 @@ def test_balanced_solver_matches_scikit_learn_class_weight_balanced():
 def test_platt_scaling_turns_balanced_scores_back_into_probabilities(emb):
     _, Y = corpus()
     raw, X, texts = fit(emb, class_weight="balanced", calibrate=False)
-    calibrated, _, _ = fit(emb, class_weight="balanced", calibrate=True)
+    calibrated, _, _ = fit(emb, class_weight="balanced", calibrate=True, calibrate_at=6)
     np.testing.assert_array_equal(raw.platt_, np.tile([1.0, 0.0], (3, 1)))
     assert not np.allclose(calibrated.platt_, raw.platt_)
     # the mean calibrated score is near the share of positives (1/3 per code)
@@ -163,7 +163,7 @@ def test_models_stored_before_these_parts_load_with_the_same_scores(emb):
                           codebook_features=0.0, char_features=0, piece_weight=0.5,
                           centroid_weight=None, coded_piece_weight=None)
     arrays = model.to_arrays()
-    for name in ("platt", "char_vocabulary", "char_idf"):
+    for name in ("platt", "char_vocabulary", "char_idf", "calib_group"):
         del arrays[name]
     meta = json.loads(arrays["meta"].tobytes())
     for name in ("class_weight", "calibrate", "threshold_shrink", "codebook_features",
@@ -412,3 +412,57 @@ def test_n_gram_columns_absent_from_the_rows_get_zero_weight():
     W3, _ = _fit_logistic(Xs, Xd, Y, C=1.0, tol=1e-12, init=(np.ones_like(W), b))
     np.testing.assert_array_equal(W3[[3, 17]], 0.0)
     np.testing.assert_allclose(W3, W, atol=1e-3)
+
+
+def test_exclusive_codes_get_one_temperature_and_a_softmax(emb):
+    """calibrate="auto": one code per segment (the corpus's three topics) -> one group, a shared
+    temperature, probabilities that sum to one and keep each segment's order of codes; a
+    per-code Platt map (calibrate=True) keeps neither."""
+    model, X, texts = fit(emb, calibrate="auto", min_positives=5, calibrate_at=6)
+    assert model.calib_group_.tolist() == [0, 0, 0]
+    assert model.platt_[:, 0].min() == model.platt_[:, 0].max() > 0
+    np.testing.assert_array_equal(model.platt_[:, 1], 0.0)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3.0, size=(50, 3))
+    P = model._calibrated(logits)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(P.argsort(axis=1), logits.argsort(axis=1))
+    per_code, _, _ = fit(emb, calibrate=True, min_positives=5, calibrate_at=6)
+    assert (per_code.calib_group_ == -1).all()
+    assert not np.allclose(per_code._calibrated(logits).sum(axis=1), 1.0)
+    stored = CodeSuggester.from_arrays(through_bytes(model.to_arrays()))
+    np.testing.assert_array_equal(stored.predict_proba(X, texts=texts),
+                                  model.predict_proba(X, texts=texts))
+
+
+def test_codes_that_may_share_a_segment_are_calibrated_one_by_one(emb):
+    """Segments with two codes (or none) -> no exclusive group: each code its own Platt map,
+    as calibrate=True."""
+    texts, Y = corpus()
+    Y = Y.copy()
+    Y[::4, 0] = 1  # a quarter of the segments also carry the first code
+    auto, _, _ = fit(emb, Y=Y, calibrate="auto", min_positives=5, calibrate_at=6)
+    per_code, _, _ = fit(emb, Y=Y, calibrate=True, min_positives=5, calibrate_at=6)
+    assert (auto.calib_group_ == -1).all()
+    np.testing.assert_array_equal(auto.platt_, per_code.platt_)
+    assert not np.allclose(auto.platt_, np.tile([1.0, 0.0], (3, 1)))
+
+
+def test_no_calibration_before_enough_documents(emb):
+    """Fewer documents than ``calibrate_at`` (6 here): the classifiers' logits stay as fitted
+    (identity maps), since fold models one document short misjudge the full model."""
+    few, _, _ = fit(emb, calibrate="auto", min_positives=5, calibrate_at=7)
+    np.testing.assert_array_equal(few.platt_, np.tile([1.0, 0.0], (3, 1)))
+    assert (few.calib_group_ == -1).all()
+
+
+def test_temperature_fits_the_spread_of_the_logits():
+    """Logits twice as sharp as the truth warrants get a temperature near 1/2."""
+    from coder.machine.model import _fit_temperature
+
+    rng = np.random.default_rng(2)
+    true = rng.normal(scale=2.0, size=(4000, 4))
+    p = np.exp(true) / np.exp(true).sum(axis=1, keepdims=True)
+    truth = np.array([rng.choice(4, p=row) for row in p])
+    assert _fit_temperature(2.0 * true, truth) == pytest.approx(0.5, abs=0.05)
+    assert _fit_temperature(np.zeros((0, 4)), np.zeros(0, int)) == 1.0
