@@ -26,12 +26,15 @@ Two sources of evidence, blended per code by how much labelled evidence the code
   logistic regression over [TF-IDF of the segment's words, TF-IDF of the previous turn's words,
   TF-IDF of the segment's character 2-5-grams within words (``char_features``, robust to the
   misspellings of free-text answers), the segment's embedding, extra features such as speaker
-  role] gives ``p_c``. Options measured on topical codebooks and off by default (see
-  ``evaluation/NHS_RESULTS.md``): ``class_weight="balanced"``, ``calibrate`` (Platt scaling of
-  each code's out-of-fold logits), ``threshold_shrink`` (each code's cut pulled towards one
-  shared cut, by that many positives), ``codebook_features`` (the best cosine with each code's
-  pieces as columns). (The previous turn's embedding is an option too, off: on AnnoMI it cost
-  time and lowered cross-validated F1.)
+  role] gives ``p_c``, fitted by coder's own L-BFGS (`_lbfgs`: scipy's holds the GIL, and the
+  folds are fitted two at a time). From 10 coded documents its probabilities are mapped on its
+  out-of-fold logits (``calibrate="auto"``): Platt scaling per code for codes that may share a
+  segment, one temperature and a softmax for a group of mutually exclusive codes (so they keep
+  their order within a segment). Options measured on topical codebooks and off by default
+  (see ``evaluation/NHS_RESULTS.md``): ``class_weight="balanced"``, ``threshold_shrink`` (each
+  code's cut pulled towards one shared cut, by that many positives), ``codebook_features``
+  (the best cosine with each code's pieces as columns). (The previous turn's embedding is an
+  option too, off: on AnnoMI it cost time and lowered cross-validated F1.)
 
 Blend: ``score_c = w_c * p_c + (1 - w_c) * z_c`` with ``w_c = n_pos / (n_pos + blend_k)``
 for codes with a classifier, else 0. Thresholds per code maximise F1 on out-of-fold blended
