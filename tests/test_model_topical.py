@@ -302,6 +302,21 @@ def test_character_ngrams_match_scikit_learns_char_wb():
     assert min(total[counts.vocabulary_[t]] for t in capped.terms_) >= np.sort(total)[-40]
 
 
+
+def test_character_ngrams_of_training_words_are_reused_exactly():
+    """After fitting, transform reuses the training words' n-grams: the same matrix as a
+    vectorizer restored from the stored terms and weights, on texts mixing known and new
+    words, and on texts of new words only."""
+    from coder.machine.model import CharNgrams
+
+    texts, _ = corpus()
+    fitted = CharNgrams(min_df=2)
+    fitted.fit_transform(texts[::2])
+    restored = CharNgrams(min_df=2).restore(fitted.terms_, fitted.idf_)
+    for batch in (texts, texts[1::2], ["zyxwv qqqq", "", "Mm-hmm, zyxwv!"]):
+        assert (fitted.transform(batch) != restored.transform(batch)).nnz == 0
+    assert fitted._known[1].shape == (len(fitted._known[0]), len(fitted.terms_))
+
 def test_word_tfidf_matches_scikit_learns_vectorizer():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -413,6 +428,24 @@ def test_n_gram_columns_absent_from_the_rows_get_zero_weight():
     np.testing.assert_array_equal(W3[[3, 17]], 0.0)
     np.testing.assert_allclose(W3, W, atol=1e-3)
 
+
+
+def test_auto_folds_are_five_then_three_for_large_studies(emb, monkeypatch):
+    """cv="auto": 5 folds, 3 from LARGE_STUDY labelled segments on (the folds are most of a
+    retrain); a number is used as given, anything else is refused before fitting."""
+    import coder.machine.model as model_mod
+
+    assert CodeSuggester().n_folds(model_mod.LARGE_STUDY - 1) == 5
+    assert CodeSuggester().n_folds(model_mod.LARGE_STUDY) == 3
+    assert CodeSuggester(cv=4).n_folds(10**6) == 4
+    small, _, texts = fit(emb, min_positives=5)
+    assert small.cv_["folds"] == 5 and small.cv_["grouped_by"] == "document"
+    monkeypatch.setattr(model_mod, "LARGE_STUDY", len(texts))
+    large, _, _ = fit(emb, min_positives=5)
+    assert large.cv_["folds"] == 3 and set(large.oof_folds_.tolist()) == {0, 1, 2}
+    for bad in ("five", 1, True):
+        with pytest.raises(ValueError, match="cv must be"):
+            fit(emb, cv=bad)
 
 def test_exclusive_codes_get_one_temperature_and_a_softmax(emb):
     """calibrate="auto": one code per segment (the corpus's three topics) -> one group, a shared

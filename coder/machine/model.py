@@ -67,6 +67,8 @@ from threadpoolctl import threadpool_limits
 # with scikit-learn's.
 
 SOURCES = ("codebook", "blend", "classifier")
+# from this many labelled segments on, cv="auto" fits 3 folds instead of 5
+LARGE_STUDY = 5000
 
 # Zero-shot log-odds constants used before a study has decisions of its own (margin, absolute
 # similarity, intercept) and the day-one threshold; fitted by `training/fit_zero_shot.py`
@@ -123,14 +125,17 @@ class CodeSuggester(_Estimator):
     ``Y`` (n, codes) holds 1 (positive), 0 (negative) or -1 (unknown).
     """
 
-    # C=3, cv=5, tol=1e-4 since 2026-12-02 (evaluation/bench_options.py, chosen by the
+    # C=3, 5 folds, tol=1e-4 since 2026-12-02 (evaluation/bench_options.py, chosen by the
     # out-of-fold figures on train, dev only reported): steadier per-code cuts (NHS: the dev
     # answers whose codes change with the fold draw 22.7% -> 13.7%; AnnoMI rank-1 2.5% -> 1.3%)
-    # and a higher NHS out-of-fold figure (0.637 -> 0.660), at no cost on AnnoMI's.
+    # and a higher NHS out-of-fold figure (0.637 -> 0.660), at no cost on AnnoMI's. cv="auto"
+    # keeps 3 folds from LARGE_STUDY labelled segments on, where each fold's model already
+    # learns from two thirds of them: the folds are most of a retrain's time (AnnoMI fully
+    # coded, 7,622 turns: 5.9 -> 3.7 s, dev F1 and Brier unchanged within their noise).
     def __init__(self, min_positives: int = 8, blend_k: float = 8.0, C: float = 3.0,
                  tfidf: bool = True, context: bool = True, context_embedding: bool = False,
                  max_features: int = 5000,
-                 min_df: int = 3, embedding_weight: float = 1.0, cv: int = 5,
+                 min_df: int = 3, embedding_weight: float = 1.0, cv: int | str = "auto",
                  zs_offset: float = 0.30, zs_scale: float = 0.05, zs_prior: bool = True,
                  zs_margin: float = ZS_DAY_ONE["margin"],
                  zs_absolute: float = ZS_DAY_ONE["absolute"],
@@ -349,6 +354,7 @@ class CodeSuggester(_Estimator):
         X = np.asarray(X, dtype=np.float32).reshape(-1, np.asarray(code_vectors).shape[1])
         Y = np.asarray(Y, dtype=np.int8).reshape(len(X), len(code_ids))
         n, k = Y.shape
+        n_folds = self.n_folds(n)  # a bad cv fails before any work
         self.code_ids_ = np.asarray(list(code_ids), dtype=str)
         prototypes = np.array(code_vectors, dtype=np.float32)
         if piece_vectors is None:
@@ -377,7 +383,7 @@ class CodeSuggester(_Estimator):
         fold_of = np.full(n, -1, dtype=np.int32)  # -1: not held out (a single segment)
         if n:
             S = np.zeros((n, k), dtype=np.float32)
-            folds = self._folds(n, groups) if n >= 2 else [(np.arange(n), np.arange(n))]
+            folds = self._folds(n, groups, n_folds) if n >= 2 else [(np.arange(n), np.arange(n))]
             for f, (tr, te) in enumerate(folds):
                 fold = self._with_centroids(prototypes, pieces, piece_code, X[tr], Y[tr])
                 S[te] = _similarity(X[te], *fold, self._piece_weights(fold[2]))
@@ -437,7 +443,7 @@ class CodeSuggester(_Estimator):
             Yt = Y[np.ix_(labelled, trained)]
             oof = np.zeros(Yt.shape)
             g = None if groups is None else np.asarray(groups)[labelled]
-            folds = self._folds(len(labelled), g)
+            folds = self._folds(len(labelled), g, n_folds)
 
             # each fold starts from the base rates: starting from weights that saw the
             # held-out fold would leak it into the "out-of-fold" scores. The folds' problems
@@ -546,7 +552,7 @@ class CodeSuggester(_Estimator):
         n, k = Y.shape
         scores = oof_scores if mask is None else np.where(np.asarray(mask, bool), oof_scores, 0.0)
         folds = int(fold_of.max()) + 1 if n else 0
-        by_document = groups is not None and len(np.unique(groups)) >= self.cv
+        by_document = groups is not None and len(np.unique(groups)) >= self.n_folds(n)
         self.cv_ = {"folds": folds, "rows": int(n),
                     "grouped_by": None if not folds else "document" if by_document
                     else "segment"}
@@ -603,10 +609,19 @@ class CodeSuggester(_Estimator):
         return {"oof_score": self.oof_scores_, "oof_fold": self.oof_folds_,
                 "oof_threshold": self.oof_thresholds_}
 
-    def _folds(self, n: int, groups):
-        if groups is not None and len(np.unique(groups)) >= self.cv:
-            return _group_folds(np.asarray(groups), self.cv)
-        return _shuffled_folds(n, max(2, min(self.cv, n)), self.seed)
+    def n_folds(self, n: int) -> int:
+        """The folds for ``n`` labelled segments: ``cv``, or with ``cv="auto"`` 5, and 3 from
+        `LARGE_STUDY` segments on."""
+        if self.cv == "auto":
+            return 3 if n >= LARGE_STUDY else 5
+        if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
+            raise ValueError(f"cv must be 'auto' or a number of folds from 2, not {self.cv!r}")
+        return self.cv
+
+    def _folds(self, n: int, groups, k: int):
+        if groups is not None and len(np.unique(groups)) >= k:
+            return _group_folds(np.asarray(groups), k)
+        return _shuffled_folds(n, max(2, min(k, n)), self.seed)
 
     # -- predict ----------------------------------------------------------------------------
     def source_of(self, c: int) -> str:
@@ -657,6 +672,15 @@ class CodeSuggester(_Estimator):
                 "n_book_pieces": int(self.n_book_pieces_)}
         arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
         return arrays
+
+    def as_stored(self) -> CodeSuggester:
+        """This model as the study gives it back (`from_arrays` of `to_arrays`): what
+        ``coder suggest`` will score with. Its character n-gram vectorizer has the same terms
+        and weights as the fitted one, which is kept for the n-grams of its training words."""
+        stored = type(self).from_arrays(self.to_arrays())
+        if stored.char_vectorizer_ is not None:
+            stored.char_vectorizer_._known = getattr(self.char_vectorizer_, "_known", ({}, None))
+        return stored
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CodeSuggester:
@@ -788,12 +812,27 @@ class CharNgrams:
         self.terms_ = terms.astype(str)
         self.idf_ = (np.log((1 + n) / (1 + df[keep])) + 1).astype(np.float32)
         self.vocabulary_ = {str(t): i for i, t in enumerate(self.terms_)}
+        # the training words' n-grams, kept for `transform`: suggesting right after training
+        # (`coder train --suggest`) reads mostly the same words, and cutting each word into
+        # n-grams is most of this class's time
+        self._known = ({w: i for i, w in enumerate(words)}, wg.tocsc()[:, keep].tocsr())
         return self._weigh(counts[:, keep])
 
     def transform(self, texts) -> sp.csr_matrix:
         tw, words = self._words(texts)
-        wg, _ = self._grams_of(words, self.vocabulary_)
-        return self._weigh(tw @ wg)
+        return self._weigh(tw @ self._word_grams(words))
+
+    def _word_grams(self, words: list[str]) -> sp.csr_matrix:
+        """(words x terms) counts, from the training words' where known."""
+        index, known = getattr(self, "_known", ({}, None))
+        at = np.fromiter((index.get(w, -1) for w in words), dtype=np.int64, count=len(words))
+        new = np.flatnonzero(at < 0)
+        if len(new) == len(words):
+            return self._grams_of(words, self.vocabulary_)[0]
+        fresh = self._grams_of([words[i] for i in new], self.vocabulary_)[0]
+        # rows: the known words' rows of `known`, then the new words' of `fresh`
+        at[new] = known.shape[0] + np.arange(len(new))
+        return sp.vstack([known, fresh], format="csr")[at]
 
     def restore(self, terms: np.ndarray, idf: np.ndarray) -> CharNgrams:
         self.terms_ = np.asarray(terms).astype(str)
@@ -1198,35 +1237,44 @@ def _lbfgs(objective, x0: np.ndarray, *, max_iter: int, ftol: float, gtol: float
     Not scipy's ``minimize(method="L-BFGS-B")``: that holds the GIL for its own work (a third
     of a fit here), so the folds fitted on two threads ran barely faster than one after the
     other; every step of this loop is a numpy operation over the whole vector, which releases it
-    (``np.dot``, not ``@``: numpy's matmul of two vectors holds the GIL, measured).
+    (``np.dot``, not ``@``: numpy's matmul of two vectors holds the GIL, measured). The vectors
+    are updated in place, in buffers kept for the whole fit: a new temporary of 100,000 floats
+    for each of the recursion's 40 updates made this loop a third of a fit's time (AnnoMI).
     """
     x = np.array(x0, dtype=np.float64)
+    n = len(x)
     f, g = objective(x)
-    steps: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / s.y), oldest first
+    # history + 1 slots for the curvature pairs: a new pair is written to the spare slot and
+    # becomes part of the history only if its curvature is positive
+    S, Y = np.empty((history + 1, n)), np.empty((history + 1, n))
+    rho = np.zeros(history + 1)
+    alpha = np.zeros(history + 1)
+    order: list[int] = []  # slots in the history, oldest first
+    spare = 0
+    d, tmp, x_new = np.empty(n), np.empty(n), np.empty(n)
     for _ in range(max_iter):
-        if not np.isfinite(f) or np.abs(g).max() <= gtol:
+        if not np.isfinite(f) or max(float(g.max()), -float(g.min())) <= gtol:
             break
-        d = -g
-        alphas = []
-        for s, y, rho in reversed(steps):
-            a = rho * np.dot(s, d)
-            alphas.append(a)
-            d = d - a * y
-        if steps:
-            s, y, _ = steps[-1]
-            d = d * (np.dot(s, y) / np.dot(y, y))
+        np.negative(g, out=d)
+        for j in reversed(order):
+            alpha[j] = rho[j] * np.dot(S[j], d)
+            d -= np.multiply(Y[j], alpha[j], out=tmp)
+        if order:
+            j = order[-1]
+            d *= 1.0 / (rho[j] * np.dot(Y[j], Y[j]))  # s.y / y.y
         else:  # the first step has no curvature to go by: unit length
-            d = d / max(float(np.sqrt(np.dot(g, g))), 1e-12)
-        for (s, y, rho), a in zip(steps, reversed(alphas)):
-            d = d + (a - rho * np.dot(y, d)) * s
+            d *= 1.0 / max(float(np.sqrt(np.dot(g, g))), 1e-12)
+        for j in order:
+            d += np.multiply(S[j], alpha[j] - rho[j] * np.dot(Y[j], d), out=tmp)
         slope = float(np.dot(g, d))
         if slope >= 0:  # not a descent direction (rounding): fall back to the gradient
-            d, slope = -g, -float(np.dot(g, g))
+            np.negative(g, out=d)
+            slope = -float(np.dot(g, g))
         # a step satisfying the weak Wolfe conditions (enough decrease, and the slope flattened
         # enough that the curvature pair is informative), by doubling and bisection
         t, low, high = 1.0, 0.0, np.inf
         for _ in range(40):
-            x_new = x + t * d
+            np.add(x, np.multiply(d, t, out=x_new), out=x_new)
             f_new, g_new = objective(x_new)
             if not f_new <= f + 1e-4 * t * slope:  # "not <=" also catches a NaN
                 high = t
@@ -1238,13 +1286,17 @@ def _lbfgs(objective, x0: np.ndarray, *, max_iter: int, ftol: float, gtol: float
         else:
             if not f_new <= f:  # no decrease along d: as close as rounding allows
                 return x
-        s, y = x_new - x, g_new - g
+        s, y = S[spare], Y[spare]
+        np.subtract(x_new, x, out=s)
+        np.subtract(g_new, g, out=y)
         sy = float(np.dot(s, y))
         if sy > 1e-10 * float(np.dot(y, y)):
-            steps.append((s, y, 1.0 / sy))
-            del steps[:-history]
+            rho[spare] = 1.0 / sy
+            order.append(spare)
+            spare = order.pop(0) if len(order) > history else len(order)
         done = (f - f_new) <= ftol * max(abs(f), abs(f_new), 1.0)
-        x, f, g = x_new, f_new, g_new
+        x, x_new = x_new, x
+        f, g = f_new, g_new
         if done:
             break
     return x

@@ -620,7 +620,7 @@ def train_and_suggest(study: Store, *, coders: list[str] | None = None,
     book = study.codebook()
     segs, feats = shared.get()
     # the model as stored (arrays), so these suggestions are the ones `coder suggest` makes
-    stored = CodeSuggester.from_arrays(model.to_arrays())
+    stored = model.as_stored()
     out = _score(study, book, suggestable_codes(book), stored, summary.version, embedder, segs,
                  feats, top_k=top_k, min_score=min_score,
                  include_interviewer=include_interviewer, done=set(), progress=progress)
