@@ -333,21 +333,23 @@ STEPS = [
      "code vector = its own words (defaults of 2026-12-02 morning)",
      {"C": 1.0, "cv": 3, "tol": 1e-3, "solver": "scipy", "calibrate": False, **OLD_DAY_ONE}),
     ("+ C 3, 5 folds, tolerance 1e-4 (steadier cuts, bench_options.py)",
-     {"solver": "scipy", "calibrate": False, **OLD_DAY_ONE}),
+     {"C": 3.0, "solver": "scipy", "calibrate": False, **OLD_DAY_ONE}),
     ("+ zero-shot part: cosine with the code's words and examples blended (w 0.7) alone, "
      "confirmed segments a fixed fifth of it, and half the best piece once a code has some; "
      "cuts of codes without a classifier shrunk towards the shared cut",
-     {"solver": "scipy", "calibrate": False}),
+     {"C": 3.0, "solver": "scipy", "calibrate": False}),
     ("+ coder's own L-BFGS (two folds at a time really in parallel; scipy's holds the GIL), "
-     "n-gram columns absent from a fold left out", {"calibrate": False}),
+     "n-gram columns absent from a fold left out", {"C": 3.0, "calibrate": False}),
     ("+ classifiers calibrated on their out-of-fold logits: Platt per code, as these codes "
-     "may share an answer (one temperature and a softmax for a group of exclusive codes) "
-     "(coder's defaults now)", {}),
+     "may share an answer (one temperature and a softmax for a group of exclusive codes)",
+     {"C": 3.0}),
+    ("+ C chosen per study, 1 or 3, by the folds' macro-F1 (each fold's C 3 fit starting from "
+     "its own C 1 fit) (coder's defaults now)", {}),
     ("defaults + class-balanced weights, Platt scaling per code, cuts shrunk towards a shared "
      "one (options, off by default)", {"class_weight": "balanced", "calibrate": True,
                                    "threshold_shrink": 20.0}),
 ]
-DEFAULT_STEP = 5  # the row that is coder's shipped model
+DEFAULT_STEP = 6  # the row that is coder's shipped model
 # learning curve: coder's defaults trained on the first k train respondents (documents)
 CURVE = [5, 10, 20, 40, 80, 160, 320, 640, 1280]
 

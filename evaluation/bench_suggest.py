@@ -313,6 +313,7 @@ def main(argv=None) -> int:
             log(f"curve {k}: " + ", ".join(f"{name} {v:.3f}" for name, v in rows[-1][1].items()
                                             if isinstance(v, float)))
         cv = summary.metrics["per_code"]
+        speed["cross_validation"] = summary.metrics["cross_validation"]
         study.close()
     speed["peak_mb"] = peak_mb()
     speed["wall_s"] = time.perf_counter() - wall
@@ -354,6 +355,8 @@ def report(rows, speed, cv, before) -> str:
     best_t = max(v["f1_therapist"] for v in tfidf)
     best_c = max(v["f1_client"] for v in tfidf)
     retrain = speed["together_s"]
+    fold_info = speed["cross_validation"]
+    tried = ", ".join(f"C {float(c):g}: {f:.3f}" for c, f in fold_info["C_tried"].items())
     old = m[BEFORE_ROW]
     diff, lo, hi = brier_difference(b["by_document"], old["by_document"])
 
@@ -400,13 +403,15 @@ def report(rows, speed, cv, before) -> str:
               f"- suggest >= 85% of raw encoding speed: {ratio:.0%}: {ok(ratio >= .85)}",
               f"- retrain + re-suggest of ~10,000 cached segments < 5 s (`coder train "
               f"--suggest`): {retrain:.1f} s for "
-              f"{speed['all_segments']} segments: {ok(retrain < 5)} (the refit is 5 "
-              "cross-validation folds by document for thresholds, calibration and metrics, "
-              "then the full model started from their mean, each solved to tolerance 1e-4 at "
-              "C 3 per speaker group, over up to 30,000 TF-IDF columns (words of the turn and "
-              "of the previous turn, character n-grams of the turn) + 385 dense features, by "
-              "coder's own L-BFGS, two problems at a time on the 2 cores; on this shared "
-              "2-core machine)",
+              f"{speed['all_segments']} segments: {ok(retrain < 5)} (the refit is "
+              f"{fold_info['folds']} cross-validation folds by document for thresholds, "
+              "calibration and metrics, fitted at C 1 and then at C 3 (each fold's C 3 fit "
+              f"starting from its own C 1 fit), C {fold_info['C']:g} kept by out-of-fold "
+              f"macro-F1 ({tried}), then the full model at that C started from the folds' mean, "
+              "each solved to tolerance 1e-4 per speaker group, over up to 30,000 TF-IDF "
+              "columns (words of the turn and of the previous turn, character n-grams of the "
+              "turn) + 385 dense features, by coder's own L-BFGS, two problems at a time on "
+              "the 2 cores; on this shared 2-core machine)",
               "", "Cross-validated quality stored with model (b) (folds by document, on train):", "",
               "| code | source | support | precision | recall | F1 | threshold |",
               "|---|---|---|---|---|---|---|"]

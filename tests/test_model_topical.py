@@ -447,6 +447,34 @@ def test_auto_folds_are_five_then_three_for_large_studies(emb, monkeypatch):
         with pytest.raises(ValueError, match="cv must be"):
             fit(emb, cv=bad)
 
+
+def test_auto_C_keeps_the_C_with_the_best_out_of_fold_macro_f1(emb, monkeypatch):
+    """C="auto" fits every C of C_GRID on the same folds (each fold's later fit starting from
+    its own earlier one) and keeps the C whose out-of-fold macro-F1 is highest for the full fit;
+    both are recorded. A number is fitted alone."""
+    import coder.machine.model as model_mod
+
+    real_macro_f1, real_fit = CodeSuggester._macro_f1, model_mod._fit_logistic
+    seen, full_fit_C = [], []
+
+    def macro_f1(self, *args):
+        seen.append(real_macro_f1(self, *args))
+        return [0.9, 0.4][len(seen) - 1]  # the first C (1.0) wins
+
+    def fit_logistic(Xs, Xd, Y, C, **kw):
+        full_fit_C.append(C)
+        return real_fit(Xs, Xd, Y, C, **kw)
+
+    monkeypatch.setattr(CodeSuggester, "_macro_f1", macro_f1)
+    monkeypatch.setattr(model_mod, "_fit_logistic", fit_logistic)
+    model, _, _ = fit(emb, min_positives=5)
+    assert len(seen) == 2 and all(0.0 <= f <= 1.0 for f in seen)
+    assert model.C_ == 1.0 == full_fit_C[-1] and model.C_tried_ == {1.0: 0.9, 3.0: 0.4}
+    assert model.cv_["C"] == 1.0 and model.cv_["C_tried"] == model.C_tried_
+    seen.clear()
+    fixed, _, _ = fit(emb, min_positives=5, C=2.0)
+    assert not seen and fixed.C_ == 2.0 == full_fit_C[-1] and fixed.C_tried_ == {2.0: None}
+
 def test_exclusive_codes_get_one_temperature_and_a_softmax(emb):
     """calibrate="auto": one code per segment (the corpus's three topics) -> one group, a shared
     temperature, probabilities that sum to one and keep each segment's order of codes; a

@@ -109,7 +109,13 @@ def test_train_prints_cross_validated_quality_and_marks_codes_too_few_to_judge(t
         "its document; thresholds chosen without the segment's fold. Support: confirmed "
         "segments; negatives: segments decided without the code. A code with fewer than 5 "
         "confirmed segments has too few positives to judge.")
-    assert lines[2].split() == ["code", "source", "support", "negatives", "precision", "recall",
+    cv = json.loads(report.read_text())["metrics"]["cross_validation"]
+    tried = {float(c): f for c, f in cv["C_tried"].items()}
+    assert set(tried) == {1.0, 3.0} and cv["C"] == max(tried, key=tried.get)
+    assert lines[2] == (f"Regularisation C {cv['C']:g}, chosen by these folds' macro-F1 (C 1: "
+                        f"{tried[1.0]:.3f}, C 3: {tried[3.0]:.3f}): the figures below are of the "
+                        "better of two, slightly optimistic.")
+    assert lines[3].split() == ["code", "source", "support", "negatives", "precision", "recall",
                                 "f1", "threshold"]
     per_code = {e["code"]: e for e in json.loads(report.read_text())["metrics"]["per_code"]}
     for e in per_code.values():

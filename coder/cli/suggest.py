@@ -165,6 +165,11 @@ def _print_cross_validated(metrics: dict, rows: list[dict], judge_at: int) -> No
     click.echo(f"Cross-validated {how}; thresholds chosen without the segment's fold. Support: "
                "confirmed segments; negatives: segments decided without the code. A code with "
                f"fewer than {judge} confirmed segments has too few positives to judge.")
+    tried = {float(c): f for c, f in (cv.get("C_tried") or {}).items()}
+    if len(tried) > 1:  # C="auto": the figures below are those of the C these folds chose
+        click.echo(f"Regularisation C {cv.get('C'):g}, chosen by these folds' macro-F1 ("
+                   + ", ".join(f"C {c:g}: {f:.3f}" for c, f in sorted(tried.items()))
+                   + "): the figures below are of the better of two, slightly optimistic.")
     width = max(len(e["code"]) for e in rows)
     click.echo(f"{'code':<{width}}  source      support  negatives  precision  recall  f1    "
                "threshold")
