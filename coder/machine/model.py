@@ -29,10 +29,10 @@ Two sources of evidence, blended per code by how much labelled evidence the code
   role] gives ``p_c``, fitted by coder's own L-BFGS (`_lbfgs`: scipy's holds the GIL, and the
   folds are fitted two at a time). Its regularisation is chosen per study (``C="auto"``): C 1
   or 3, whichever gives the higher out-of-fold macro-F1 on the same folds (5, or 3 from 5,000
-  labelled segments on: ``cv="auto"``); a number fixes it. From 10 coded documents its probabilities are mapped on its
-  out-of-fold logits (``calibrate="auto"``): Platt scaling per code for codes that may share a
-  segment, one temperature and a softmax for a group of mutually exclusive codes (so they keep
-  their order within a segment). Options measured on topical codebooks and off by default
+  labelled segments on: ``cv="auto"``); a number fixes it. From 10 coded documents its
+  probabilities are mapped on its out-of-fold logits (``calibrate="auto"``): Platt scaling per
+  code for codes that may share a segment, one temperature and a softmax for a group of
+  mutually exclusive codes (so they keep their order within a segment). Options measured on topical codebooks and off by default
   (see ``evaluation/NHS_RESULTS.md``): ``class_weight="balanced"``, ``threshold_shrink`` (each
   code's cut pulled towards one shared cut, by that many positives), ``codebook_features``
   (the best cosine with each code's pieces as columns). (The previous turn's embedding is an
@@ -1283,8 +1283,9 @@ def _lbfgs(objective, x0: np.ndarray, *, max_iter: int, ftol: float, gtol: float
     of a fit here), so the folds fitted on two threads ran barely faster than one after the
     other; every step of this loop is a numpy operation over the whole vector, which releases it
     (``np.dot``, not ``@``: numpy's matmul of two vectors holds the GIL, measured). The vectors
-    are updated in place, in buffers kept for the whole fit: a new temporary of 100,000 floats
-    for each of the recursion's 40 updates made this loop a third of a fit's time (AnnoMI).
+    are updated in place, in buffers kept for the whole fit. The loop is memory-bound (40 passes
+    over 100,000 floats per step): about 30% of a fit on AnnoMI, 10% less in place than with a
+    temporary per update; a compact (matrix) form of the recursion was slower.
     """
     x = np.array(x0, dtype=np.float64)
     n = len(x)
