@@ -302,7 +302,6 @@ def test_character_ngrams_match_scikit_learns_char_wb():
     assert min(total[counts.vocabulary_[t]] for t in capped.terms_) >= np.sort(total)[-40]
 
 
-
 def test_character_ngrams_of_training_words_are_reused_exactly():
     """After fitting, transform reuses the training words' n-grams: the same matrix as a
     vectorizer restored from the stored terms and weights, on texts mixing known and new
@@ -316,6 +315,7 @@ def test_character_ngrams_of_training_words_are_reused_exactly():
     for batch in (texts, texts[1::2], ["zyxwv qqqq", "", "Mm-hmm, zyxwv!"]):
         assert (fitted.transform(batch) != restored.transform(batch)).nnz == 0
     assert fitted._known[1].shape == (len(fitted._known[0]), len(fitted.terms_))
+
 
 def test_word_tfidf_matches_scikit_learns_vectorizer():
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -429,7 +429,6 @@ def test_n_gram_columns_absent_from_the_rows_get_zero_weight():
     np.testing.assert_allclose(W3, W, atol=1e-3)
 
 
-
 def test_auto_folds_are_five_then_three_for_large_studies(emb, monkeypatch):
     """cv="auto": 5 folds, 3 from LARGE_STUDY labelled segments on (the folds are most of a
     retrain); a number is used as given, anything else is refused before fitting."""
@@ -474,6 +473,7 @@ def test_auto_C_keeps_the_C_with_the_best_out_of_fold_macro_f1(emb, monkeypatch)
     seen.clear()
     fixed, _, _ = fit(emb, min_positives=5, C=2.0)
     assert not seen and fixed.C_ == 2.0 == full_fit_C[-1] and fixed.C_tried_ == {2.0: None}
+
 
 def test_exclusive_codes_get_one_temperature_and_a_softmax(emb):
     """calibrate="auto": one code per segment (the corpus's three topics) -> one group, a shared

@@ -487,11 +487,7 @@ class CodeSuggester(_Estimator):
                                              else t[1])
             self.C_tried_ = {float(C): None if f1 is None else round(f1, 4)
                              for C, f1, _, _ in tried}
-            self.platt_[:] = [1.0, 0.0]
-            self.calib_group_[:] = -1
-            if calibrate:
-                self._fit_calibration(oof, Yt, Y, trained)
-            oof = self._calibrated(oof)
+            oof = self._calibrate_on(oof, Yt, Y, trained, calibrate)
             # the full fit may start from the folds' mean (it sees all rows anyway): it then
             # needs about half the iterations, and converges to the same optimum
             init = (np.mean([w for w, _ in fold_fits], axis=0),
@@ -532,11 +528,7 @@ class CodeSuggester(_Estimator):
     def _macro_f1(self, logits, Yt, Y, Z, trained, calibrate: bool) -> float:
         """Mean over the classifiers' codes of the best F1 of their out-of-fold blended
         scores: how `C="auto"` compares the Cs of `C_GRID` (each with its own calibration)."""
-        self.platt_[:] = [1.0, 0.0]
-        self.calib_group_[:] = -1
-        if calibrate:
-            self._fit_calibration(logits, Yt, Y, trained)
-        P = self._calibrated(logits)
+        P = self._calibrate_on(logits, Yt, Y, trained, calibrate)
         f1s = []
         for j, c in enumerate(trained):
             rows = Yt[:, j] >= 0
@@ -545,6 +537,15 @@ class CodeSuggester(_Estimator):
                 w = self.weights_[c]
                 f1s.append(_best_threshold(w * P[rows, j] + (1 - w) * Z[rows, c], y)[3])
         return float(np.mean(f1s)) if f1s else 0.0
+
+    def _calibrate_on(self, logits, Yt, Y, trained, calibrate: bool) -> np.ndarray:
+        """Set the calibration maps from these out-of-fold logits (identity if not
+        ``calibrate``) and return the logits as probabilities."""
+        self.platt_[:] = [1.0, 0.0]
+        self.calib_group_[:] = -1
+        if calibrate:
+            self._fit_calibration(logits, Yt, Y, trained)
+        return self._calibrated(logits)
 
     def _fit_calibration(self, logits, Yt, Y, trained) -> None:
         """Turn the classifiers' out-of-fold logits into probabilities (``calibrate``).
